@@ -1,0 +1,61 @@
+/*
+ * context: allocation and teardown of connection and message state.
+ */
+#include "autoconf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/xmalloc.h"
+#include "context.h"
+#include "gw.h"
+
+struct conn *
+conn_new(const struct config *cfg)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+
+	c->cfg = cfg;
+	return c;
+}
+
+void
+conn_free(struct conn *c)
+{
+	if (c == NULL)
+		return;
+	conn_msg_end(c);
+	free(c->hostname);
+	free(c);
+}
+
+struct msg *
+conn_msg_begin(struct conn *c)
+{
+	conn_msg_end(c);
+	c->msg = xcalloc(1, sizeof(*c->msg));
+	memcpy(c->msg->qid, "NOQUEUE", sizeof("NOQUEUE"));
+	c->nmsgs++;
+	atomic_fetch_add(&gw.inflight, 1);
+	return c->msg;
+}
+
+void
+conn_msg_end(struct conn *c)
+{
+	struct msg *m = c->msg;
+	size_t i;
+
+	if (m == NULL)
+		return;
+	free(m->from);
+	for (i = 0; i < m->rcpts.n; i++)
+		free(m->rcpts.v[i]);
+	free(m->rcpts.v);
+	free(m->auth_authen);
+	msgbuf_free(m->buf);
+	free(m);
+	c->msg = NULL;
+	atomic_fetch_sub(&gw.inflight, 1);
+	atomic_fetch_add(&gw.messages, 1);
+}

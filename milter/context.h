@@ -1,0 +1,44 @@
+/*
+ * context: per-connection and per-message state of the milter.
+ *
+ * A struct conn lives from the connect callback to close.  A struct msg
+ * lives from envfrom to eom or abort; everything that must not leak from one
+ * message into the next belongs in struct msg, never in struct conn.
+ */
+#ifndef SMG_CONTEXT_H
+#define SMG_CONTEXT_H
+
+#include <stddef.h>
+
+#include "../src/config.h"
+#include "../src/msgbuf.h"
+
+#define QID_MAX 64
+
+struct msg {
+	char qid[QID_MAX];	  /* Postfix queue id ("NOQUEUE" until known) */
+	char *from;		  /* envelope sender, without angle brackets */
+	struct strlist rcpts;	  /* envelope recipients, without angle brackets */
+	char *auth_authen;	  /* {auth_authen}, NULL when not authenticated */
+	size_t size_hint;	  /* SIZE= from MAIL FROM, 0 if absent */
+	struct msgbuf *buf;	  /* headers and body: the only copy */
+	int passed;		  /* handed back to the MTA unprocessed */
+};
+
+struct conn {
+	const struct config *cfg; /* the snapshot this connection started with */
+	char *hostname;		  /* client host name as the MTA saw it */
+	char addr[64];		  /* client address in text form, "" if none */
+	int leadspc;		  /* MTA sends header values with their leading space */
+	unsigned long nmsgs;	  /* messages seen on this connection */
+	struct msg *msg;	  /* the open transaction, NULL between messages */
+};
+
+struct conn *conn_new(const struct config *);
+void conn_free(struct conn *);
+/* Starts a transaction (freeing any left over). */
+struct msg *conn_msg_begin(struct conn *);
+/* Ends the transaction; a no-op without one. */
+void conn_msg_end(struct conn *);
+
+#endif

@@ -1,0 +1,24 @@
+/*
+ * gw: state shared by the daemon's threads.  The config is swapped as a
+ * whole, never edited in place.  Counters are atomics so that the hot path
+ * takes no lock.
+ */
+#ifndef SMG_GW_H
+#define SMG_GW_H
+
+#include <stdatomic.h>
+
+#include "../src/config.h"
+
+struct gw {
+	const struct config *cfg;
+	atomic_int stopping;	   /* SIGTERM seen: no new messages */
+	atomic_int force_tempfail; /* ShutdownTimeout passed: tempfail everything */
+	atomic_long inflight;	   /* messages between envfrom and eom/abort */
+	atomic_long connections;   /* open milter connections */
+	atomic_ulong messages;	   /* messages finished since start */
+};
+
+extern struct gw gw;
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * reply: the one place that turns an action into a milter reply and SMTP
+ * text.  Everything else returns outcomes or actions; only this module
+ * knows SMFIS_* codes and reply strings.
+ */
+#ifndef SMG_REPLY_H
+#define SMG_REPLY_H
+
+#include <libmilter/mfapi.h>
+
+#include "../src/config.h"
+
+/* Why the message gets a non-accept reply; selects code and text. */
+enum reply_reason {
+	REPLY_OVERSIZE,	 /* larger than MaximumMessageSize */
+	REPLY_SHUTDOWN,	 /* daemon is stopping */
+	REPLY_INTERNAL,	 /* an internal error */
+	REPLY_RESOURCE,	 /* out of a resource (limit reached) */
+};
+
+/*
+ * Sets the SMTP reply for action and reason on ctx and returns the milter
+ * status to hand back.  ACTION_ACCEPT returns SMFIS_ACCEPT (no more
+ * callbacks for this message; it goes on unchanged).  detail, if not NULL,
+ * is appended to the text for the client.
+ */
+sfsistat reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
+		      const char *detail);
+
+#endif
