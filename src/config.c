@@ -47,6 +47,10 @@ struct cfg_key {
 };
 
 static const char *const action_choices[] = {"accept", "tempfail", "reject", NULL};
+static const char *const digest_choices[] = {"sha256", "sha384", "sha512", NULL};
+static const char *const padding_choices[] = {"pkcs1", "pss", NULL};
+static const char *const audit_sync_choices[] = {"none", "interval", "every-record", NULL};
+static const char *const audit_failure_choices[] = {"tempfail", "continue", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -74,6 +78,65 @@ static const struct cfg_key config_keys[] = {
      "Seconds in-flight messages get to finish after SIGTERM; new ones are tempfailed."},
     {"MilterTimeout", CFG_UINT, OFF(milter_timeout), "300", NULL, 1, 86400,
      "Seconds libmilter waits for the MTA on an idle connection."},
+
+    {"KeyStore", CFG_PATH, OFF(keystore), "", NULL, 0, 0,
+     "Directory of users' certificates and private keys, managed with smimegw-keys."},
+    {"TrustAnchors", CFG_PATH, OFF(trust_anchors), "", NULL, 0, 0,
+     "PEM file or directory of trusted root CA certificates."},
+    {"Intermediates", CFG_PATH, OFF(intermediates), "", NULL, 0, 0,
+     "PEM file or directory of intermediate CA certificates used to build chains."},
+    {"InternalDomains", CFG_LIST, OFF(internal_domains), "", NULL, 0, 0,
+     "Domains whose senders are ours: mail from them is outbound (a leading dot also "
+     "matches subdomains)."},
+    {"TrustedNetworks", CFG_LIST, OFF(trusted_networks), "127.0.0.0/8, ::1", NULL, 0, 0,
+     "Client networks (CIDR) whose mail counts as submitted by our users, like Postfix's "
+     "mynetworks; authenticated clients count too."},
+    {"SignPolicy", CFG_PATH, OFF(sign_policy), "", NULL, 0, 0,
+     "Table of sender address, @domain, .subdomain, group:NAME or * to sign or nosign."},
+    {"GroupFile", CFG_PATH, OFF(group_file), "", NULL, 0, 0,
+     "File of \"group: member, member\" lines used by group: entries in policy tables."},
+    {"SignByDefault", CFG_BOOL, OFF(sign_by_default), "yes", NULL, 0, 0,
+     "Sign outbound mail of senders that no SignPolicy entry matches."},
+    {"OnMissingSigningKey", CFG_ENUM, OFF(on_missing_signing_key), "accept", action_choices,
+     0, 0, "What to do when a sender should sign but has no usable signing key."},
+    {"SignDigest", CFG_ENUM, OFF(sign_digest), "sha256", digest_choices, 0, 0,
+     "Digest for new signatures (and the micalg parameter)."},
+    {"RsaSignaturePadding", CFG_ENUM, OFF(rsa_padding), "pkcs1", padding_choices, 0, 0,
+     "RSA signature scheme: pkcs1 (PKCS#1 v1.5, widest support) or pss."},
+
+    {"CacheSize", CFG_SIZE, OFF(cache_size), "64M", NULL, 65536, (unsigned long)1 << 40,
+     "Bytes of recipient certificates kept in the in-process cache."},
+    {"CacheTTL", CFG_UINT, OFF(cache_ttl), "3600", NULL, 1, 604800,
+     "Seconds a found certificate stays cached (in process and in Redis)."},
+    {"CacheNegativeTTL", CFG_UINT, OFF(cache_negative_ttl), "300", NULL, 1, 604800,
+     "Seconds a \"no certificate\" answer stays cached."},
+    {"Redis", CFG_STRING, OFF(redis), "", NULL, 0, 0,
+     "Redis server as host:port or unix:/path; empty runs on the in-process cache alone."},
+    {"RedisConnectTimeout", CFG_UINT, OFF(redis_connect_timeout), "200", NULL, 1, 60000,
+     "Milliseconds to wait for a Redis connection."},
+    {"RedisCommandTimeout", CFG_UINT, OFF(redis_command_timeout), "100", NULL, 1, 60000,
+     "Milliseconds to wait for a Redis reply before going to the sources."},
+    {"RedisKeyPrefix", CFG_STRING, OFF(redis_prefix), "smimegw:", NULL, 0, 0,
+     "Prefix of every Redis key smimegw reads or writes."},
+
+    {"AuditLog", CFG_PATH, OFF(audit_log), "", NULL, 0, 0,
+     "Audit log file (JSON lines with a hash chain); empty for none."},
+    {"AuditNode", CFG_STRING, OFF(audit_node), "", NULL, 0, 0,
+     "Node name written in audit records; empty for the host name."},
+    {"AuditSync", CFG_ENUM, OFF(audit_sync), "interval", audit_sync_choices, 0, 0,
+     "When audit records reach the disk: none (OS decides), interval or every-record."},
+    {"AuditSyncInterval", CFG_UINT, OFF(audit_sync_interval), "1", NULL, 1, 3600,
+     "Seconds between audit log syncs with AuditSync interval."},
+    {"OnAuditFailure", CFG_ENUM, OFF(on_audit_failure), "tempfail", audit_failure_choices, 0,
+     0, "When the audit log cannot be written: tempfail mail, or continue and log loudly."},
+    {"AuditRotateSize", CFG_SIZE, OFF(audit_rotate_size), "0", NULL, 0,
+     (unsigned long)1 << 40, "Rotate the audit log when it reaches this size; 0 never."},
+    {"AuditRotateDaily", CFG_BOOL, OFF(audit_rotate_daily), "no", NULL, 0, 0,
+     "Rotate the audit log at midnight UTC."},
+    {"AuditCheckpointInterval", CFG_UINT, OFF(audit_checkpoint), "1000", NULL, 0, 100000000,
+     "Write a checkpoint record every this many records; 0 for none."},
+    {"AuditQueueSize", CFG_UINT, OFF(audit_queue), "65536", NULL, 16, 16777216,
+     "Records the audit writer's queue holds before OnAuditFailure applies."},
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

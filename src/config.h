@@ -40,7 +40,47 @@ struct config {
 	unsigned shutdown_timeout; /* ShutdownTimeout, seconds */
 	unsigned socket_mode;	  /* SocketMode */
 	unsigned milter_timeout;  /* MilterTimeout, seconds */
+
+	/* Keys and trust (issue 3). */
+	char *keystore;		  /* KeyStore directory, "" for none */
+	char *trust_anchors;	  /* TrustAnchors file or directory */
+	char *intermediates;	  /* Intermediates file or directory */
+
+	/* Outbound signing policy. */
+	struct strlist internal_domains; /* InternalDomains */
+	struct strlist trusted_networks; /* TrustedNetworks */
+	char *sign_policy;		 /* SignPolicy table file */
+	char *group_file;		 /* GroupFile */
+	int sign_by_default;		 /* SignByDefault */
+	enum action on_missing_signing_key; /* OnMissingSigningKey */
+	int sign_digest;		 /* SignDigest: enum sign_digest */
+	int rsa_padding;		 /* RsaSignaturePadding: enum rsa_padding */
+
+	/* Certificate cache (issue 4). */
+	size_t cache_size;	  /* CacheSize, bytes */
+	unsigned cache_ttl;	  /* CacheTTL, seconds */
+	unsigned cache_negative_ttl; /* CacheNegativeTTL, seconds */
+	char *redis;		  /* Redis host:port or unix:/path, "" for none */
+	unsigned redis_connect_timeout; /* RedisConnectTimeout, ms */
+	unsigned redis_command_timeout; /* RedisCommandTimeout, ms */
+	char *redis_prefix;	  /* RedisKeyPrefix */
+
+	/* Audit log (issue 6). */
+	char *audit_log;	  /* AuditLog path, "" for none */
+	char *audit_node;	  /* AuditNode, "" for the host name */
+	int audit_sync;		  /* AuditSync: enum audit_sync */
+	unsigned audit_sync_interval; /* AuditSyncInterval, seconds */
+	int on_audit_failure;	  /* OnAuditFailure: enum audit_failure */
+	size_t audit_rotate_size; /* AuditRotateSize, bytes, 0 for never */
+	int audit_rotate_daily;	  /* AuditRotateDaily */
+	unsigned audit_checkpoint; /* AuditCheckpointInterval, records */
+	unsigned audit_queue;	  /* AuditQueueSize, records */
 };
+
+enum sign_digest { SIGN_SHA256 = 0, SIGN_SHA384, SIGN_SHA512 };
+enum rsa_padding { RSA_PAD_PKCS1 = 0, RSA_PAD_PSS };
+enum audit_sync { AUDIT_SYNC_NONE = 0, AUDIT_SYNC_INTERVAL, AUDIT_SYNC_EVERY };
+enum audit_failure { AUDIT_FAIL_TEMPFAIL = 0, AUDIT_FAIL_CONTINUE };
 
 /* Reads and validates path; NULL with the error (file:line: key: why) in eb. */
 struct config *config_load(const char *path, struct errbuf *eb);
