@@ -1,0 +1,52 @@
+#!/bin/sh
+# Runs the whole smimegw test suite on a Debian 12 machine, doing all of its
+# own setup: packages, build, unit tests, the live end-to-end tests (private
+# Postfix, redis-server, openssl, gpgsm), and make distcheck.
+#   SMG_SKIP_DISTCHECK=1  skip the distcheck stage
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+sh contrib/bootstrap.sh || { echo "tests: bootstrap failed"; exit 1; }
+cd build
+
+status=0
+make -j"$(nproc)" check || status=1
+
+# One summary over every test binary and script: Criterion counts its own
+# tests, a script counts as one test.
+summary() {
+	passed=0 failed=0 skipped=0
+	for log in $(find tests -name '*.log' ! -name test-suite.log); do
+		trs=${log%.log}.trs
+		res=$(sed -n 's/^:test-result: //p' "$trs" 2>/dev/null | head -1)
+		syn=$(grep -a 'Synthesis: Tested:' "$log" | tail -1)
+		if [ -n "$syn" ]; then
+			p=$(echo "$syn" | sed 's/.*Passing: \([0-9]*\).*/\1/')
+			f=$(echo "$syn" | sed 's/.*Failing: \([0-9]*\).*Crashing: \([0-9]*\).*/\1 \2/')
+			passed=$((passed + p))
+			failed=$((failed + ${f% *} + ${f#* }))
+		elif [ "$res" = PASS ]; then
+			passed=$((passed + 1))
+		elif [ "$res" = SKIP ]; then
+			skipped=$((skipped + 1))
+		else
+			failed=$((failed + 1))
+			echo "failed: $log"
+			tail -30 "$log"
+		fi
+	done
+	[ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && failed=1
+	echo "tests: $passed passed, $failed failed, $skipped skipped"
+}
+
+if [ "$status" -eq 0 ] && [ -z "${SMG_SKIP_DISTCHECK:-}" ]; then
+	make -j"$(nproc)" distcheck >distcheck.log 2>&1 || {
+		status=1
+		echo "distcheck failed:"
+		tail -60 distcheck.log
+	}
+	[ "$status" -eq 0 ] && grep -a 'archives ready for distribution' -A2 distcheck.log
+fi
+summary
+exit "$status"

@@ -159,3 +159,32 @@ Test(config, value_parsers)
 	cr_assert_eq(b, 0);
 	cr_assert_eq(config_parse_bool("maybe", &b), -1);
 }
+
+/* Every key in the table is documented in smimegw.conf(5). */
+Test(config, every_key_is_documented)
+{
+	char *desc = NULL, *man = NULL, line[512];
+	size_t desclen = 0, n = 0;
+	FILE *fp = open_memstream(&desc, &desclen), *mf;
+
+	config_describe(fp);
+	fclose(fp);
+	mf = fopen(TEST_SRCDIR "/../contrib/man/smimegw.conf.5", "r");
+	cr_assert_not_null(mf);
+	man = calloc(1, 1 << 20);
+	n = fread(man, 1, (1 << 20) - 1, mf);
+	fclose(mf);
+	cr_assert(n > 0);
+	fp = fmemopen(desc, desclen, "r");
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char key[128], pat[160];
+
+		if (line[0] == ' ' || sscanf(line, "%127s", key) != 1)
+			continue;
+		snprintf(pat, sizeof(pat), ".B %s ", key);
+		cr_expect(strstr(man, pat) != NULL, "%s is not documented in smimegw.conf.5", key);
+	}
+	fclose(fp);
+	free(desc);
+	free(man);
+}
