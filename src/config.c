@@ -86,8 +86,8 @@ static const struct cfg_key config_keys[] = {
     {"Intermediates", CFG_PATH, OFF(intermediates), "", NULL, 0, 0,
      "PEM file or directory of intermediate CA certificates used to build chains."},
     {"InternalDomains", CFG_LIST, OFF(internal_domains), "", NULL, 0, 0,
-     "Domains whose senders are ours: mail from them is outbound (a leading dot also "
-     "matches subdomains)."},
+     "Domains whose senders are ours: mail from them is outbound; .example.org matches "
+     "subdomains only, so list example.org too for both."},
     {"TrustedNetworks", CFG_LIST, OFF(trusted_networks), "127.0.0.0/8, ::1", NULL, 0, 0,
      "Client networks (CIDR) whose mail counts as submitted by our users, like Postfix's "
      "mynetworks; authenticated clients count too."},

@@ -1,0 +1,309 @@
+/*
+ * trust: trust anchors and intermediates in a read-only X509_STORE; chain
+ * verification with one X509_STORE_CTX per call.  See trust.h.
+ */
+#include "autoconf.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "trust.h"
+#include "xmalloc.h"
+
+struct trust {
+	X509_STORE *store;
+	STACK_OF(X509) * intermediates; /* untrusted, added to every verification */
+	size_t nanchors;
+};
+
+/*
+ * Reads every certificate in one file (PEM with any number of certificates,
+ * or a single DER certificate) and appends them to out.  -1 on error.
+ */
+static int
+read_certs_file(const char *path, STACK_OF(X509) * out, struct errbuf *eb)
+{
+	BIO *b = NULL;
+	X509 *x;
+	struct stat st;
+	int n = 0, rc = -1;
+
+	b = BIO_new_file(path, "rb");
+	if (b == NULL) {
+		err_openssl(eb, path);
+		goto out;
+	}
+	if (stat(path, &st) == 0 && st.st_size > (off_t)TRUST_MAX_FILE_SIZE) {
+		err_set(eb, "%s: file too large", path);
+		goto out;
+	}
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		(void)sk_X509_push(out, x);
+		n++;
+	}
+	if (n == 0) {
+		/* Not PEM: try one DER certificate. */
+		ERR_clear_error();
+		BIO_free(b);
+		b = BIO_new_file(path, "rb");
+		x = b != NULL ? d2i_X509_bio(b, NULL) : NULL;
+		if (x == NULL) {
+			err_set(eb, "%s: no certificate (neither PEM nor DER)", path);
+			goto out;
+		}
+		(void)sk_X509_push(out, x);
+	}
+	ERR_clear_error(); /* the PEM reader leaves "no start line" at the end */
+	rc = 0;
+out:
+	ERR_clear_error();
+	BIO_free(b);
+	return rc;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads a file, or every regular non-hidden file of a directory (in name order). */
+static int
+read_certs(const char *path, STACK_OF(X509) * out, struct errbuf *eb)
+{
+	DIR *d = NULL;
+	struct dirent *de;
+	struct stat st;
+	char **names = NULL;
+	size_t n = 0, i;
+	int rc = -1;
+
+	if (stat(path, &st) == -1) {
+		err_set(eb, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return read_certs_file(path, out, eb);
+	d = opendir(path);
+	if (d == NULL) {
+		err_set(eb, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	names = xcalloc(TRUST_MAX_FILES, sizeof(*names));
+	while ((de = readdir(d)) != NULL) {
+		char *full;
+
+		if (de->d_name[0] == '.')
+			continue;
+		full = xasprintf("%s/%s", path, de->d_name);
+		if (stat(full, &st) == -1 || !S_ISREG(st.st_mode)) {
+			free(full);
+			continue;
+		}
+		if (n == TRUST_MAX_FILES) {
+			free(full);
+			err_set(eb, "%s: more than %u files", path, TRUST_MAX_FILES);
+			goto out;
+		}
+		names[n++] = full;
+	}
+	qsort(names, n, sizeof(*names), name_cmp);
+	for (i = 0; i < n; i++) {
+		/* Hash links (c_rehash) and non-certificate files are skipped only if unreadable.
+		 */
+		if (read_certs_file(names[i], out, eb) == -1)
+			goto out;
+	}
+	rc = 0;
+out:
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	closedir(d);
+	return rc;
+}
+
+struct trust *
+trust_load(const char *anchors, const char *intermediates, struct errbuf *eb)
+{
+	struct trust *t;
+	STACK_OF(X509) *sk = NULL;
+	int i;
+
+	t = xcalloc(1, sizeof(*t));
+	t->store = X509_STORE_new();
+	t->intermediates = sk_X509_new_null();
+	if (t->store == NULL || t->intermediates == NULL) {
+		err_openssl(eb, "X509_STORE_new");
+		goto fail;
+	}
+	if (anchors != NULL && anchors[0] != '\0') {
+		sk = sk_X509_new_null();
+		if (sk == NULL || read_certs(anchors, sk, eb) == -1)
+			goto fail;
+		for (i = 0; i < sk_X509_num(sk); i++) {
+			if (X509_STORE_add_cert(t->store, sk_X509_value(sk, i)) != 1) {
+				/* A duplicate anchor is harmless; anything else is not. */
+				unsigned long e = ERR_peek_last_error();
+
+				if (ERR_GET_REASON(e) != X509_R_CERT_ALREADY_IN_HASH_TABLE) {
+					err_openssl(eb, anchors);
+					goto fail;
+				}
+				ERR_clear_error();
+				continue;
+			}
+			t->nanchors++;
+		}
+		sk_X509_pop_free(sk, X509_free);
+		sk = NULL;
+	}
+	if (intermediates != NULL && intermediates[0] != '\0' &&
+	    read_certs(intermediates, t->intermediates, eb) == -1)
+		goto fail;
+	return t;
+fail:
+	sk_X509_pop_free(sk, X509_free);
+	trust_free(t);
+	ERR_clear_error();
+	return NULL;
+}
+
+void
+trust_free(struct trust *t)
+{
+	if (t == NULL)
+		return;
+	X509_STORE_free(t->store);
+	sk_X509_pop_free(t->intermediates, X509_free);
+	free(t);
+}
+
+size_t
+trust_nanchors(const struct trust *t)
+{
+	return t->nanchors;
+}
+
+size_t
+trust_nintermediates(const struct trust *t)
+{
+	return (size_t)sk_X509_num(t->intermediates);
+}
+
+static enum trust_status
+map_error(int err)
+{
+	switch (err) {
+	case X509_V_OK:
+		return TRUST_OK;
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_CERT_UNTRUSTED:
+	case X509_V_ERR_CERT_REJECTED:
+		return TRUST_UNTRUSTED;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+		return TRUST_EXPIRED;
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return TRUST_NOT_YET_VALID;
+	case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+	case X509_V_ERR_UNABLE_TO_DECRYPT_CERT_SIGNATURE:
+	case X509_V_ERR_UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY:
+		return TRUST_BAD_SIGNATURE;
+	case X509_V_ERR_CERT_REVOKED:
+		return TRUST_REVOKED;
+	default:
+		return TRUST_OTHER;
+	}
+}
+
+enum trust_status
+trust_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t at,
+             enum trust_purpose purpose, struct errbuf *detail)
+{
+	X509_STORE_CTX *ctx = NULL;
+	STACK_OF(X509) *untrusted = NULL;
+	enum trust_status st = TRUST_OTHER;
+	X509 *bad;
+	char *subj = NULL;
+	int i, err, depth;
+
+	ctx = X509_STORE_CTX_new();
+	untrusted = sk_X509_new_null();
+	if (ctx == NULL || untrusted == NULL) {
+		err_openssl(detail, "X509_STORE_CTX_new");
+		goto out;
+	}
+	/* Shallow copies: the stack does not own the certificates. */
+	for (i = 0; extra != NULL && i < sk_X509_num(extra); i++)
+		(void)sk_X509_push(untrusted, sk_X509_value(extra, i));
+	for (i = 0; i < sk_X509_num(t->intermediates); i++)
+		(void)sk_X509_push(untrusted, sk_X509_value(t->intermediates, i));
+	if (X509_STORE_CTX_init(ctx, t->store, cert, untrusted) != 1) {
+		err_openssl(detail, "X509_STORE_CTX_init");
+		goto out;
+	}
+	X509_STORE_CTX_set_time(ctx, 0, at);
+	if (purpose == TRUST_PURPOSE_SMIME_SIGN)
+		(void)X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SMIME_SIGN);
+	else if (purpose == TRUST_PURPOSE_SMIME_ENCRYPT)
+		(void)X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SMIME_ENCRYPT);
+	if (X509_verify_cert(ctx) == 1) {
+		st = TRUST_OK;
+		err_set(detail, "ok");
+		goto out;
+	}
+	err = X509_STORE_CTX_get_error(ctx);
+	depth = X509_STORE_CTX_get_error_depth(ctx);
+	bad = X509_STORE_CTX_get_current_cert(ctx);
+	st = map_error(err);
+	if (st == TRUST_OK)
+		st = TRUST_OTHER; /* failed without an error code */
+	if (bad != NULL) {
+		X509_NAME *n = X509_get_subject_name(bad);
+		subj = X509_NAME_oneline(n, NULL, 0);
+	}
+	err_set(detail, "%s at depth %d (%s)", X509_verify_cert_error_string(err), depth,
+	        subj != NULL ? subj : "?");
+out:
+	OPENSSL_free(subj);
+	sk_X509_free(untrusted);
+	X509_STORE_CTX_free(ctx);
+	ERR_clear_error();
+	return st;
+}
+
+const char *
+trust_status_name(enum trust_status s)
+{
+	switch (s) {
+	case TRUST_OK:
+		return "ok";
+	case TRUST_UNTRUSTED:
+		return "untrusted";
+	case TRUST_EXPIRED:
+		return "expired";
+	case TRUST_NOT_YET_VALID:
+		return "not-yet-valid";
+	case TRUST_BAD_SIGNATURE:
+		return "bad-signature";
+	case TRUST_REVOKED:
+		return "revoked";
+	default:
+		return "other";
+	}
+}

@@ -1,0 +1,62 @@
+/*
+ * trust: the trust anchors (TrustAnchors) and extra intermediate CA
+ * certificates (Intermediates), loaded once into an X509_STORE, and chain
+ * verification against them.  A loaded struct trust is read-only, so
+ * trust_verify may be called from many threads at once (each call makes
+ * its own X509_STORE_CTX).  Free it only when no thread uses it.
+ */
+#ifndef SMG_TRUST_H
+#define SMG_TRUST_H
+
+#include <time.h>
+
+#include <openssl/x509.h>
+
+#include "outcome.h"
+
+struct trust;
+
+enum trust_status {
+	TRUST_OK = 0,
+	TRUST_UNTRUSTED,     /* no path to a trust anchor: unknown issuer, self-signed, ... */
+	TRUST_EXPIRED,       /* a certificate in the chain had expired at the given time */
+	TRUST_NOT_YET_VALID, /* a certificate in the chain was not yet valid */
+	TRUST_BAD_SIGNATURE, /* a signature in the chain does not verify */
+	TRUST_REVOKED,       /* revoked by a loaded CRL */
+	TRUST_OTHER,         /* anything else: bad purpose, bad extensions, ... */
+};
+
+enum trust_purpose {
+	TRUST_PURPOSE_ANY = 0,       /* chain only */
+	TRUST_PURPOSE_SMIME_SIGN,    /* leaf must allow S/MIME signing */
+	TRUST_PURPOSE_SMIME_ENCRYPT, /* leaf must allow S/MIME encryption */
+};
+
+/* Bounds on what trust_load accepts. */
+#define TRUST_MAX_FILES     4096       /* files read from one directory */
+#define TRUST_MAX_FILE_SIZE (4u << 20) /* bytes per file */
+
+/*
+ * Loads anchors (a PEM file with one or more certificates, or a directory
+ * of PEM or DER files) and intermediates (same forms; NULL or "" for none).
+ * anchors may be NULL or "" for an empty store (every chain is then
+ * untrusted).  NULL with the reason, naming the file, in eb.
+ */
+struct trust *trust_load(const char *anchors, const char *intermediates, struct errbuf *eb);
+void trust_free(struct trust *);
+/* Number of anchors and of intermediates loaded. */
+size_t trust_nanchors(const struct trust *);
+size_t trust_nintermediates(const struct trust *);
+
+/*
+ * Verifies cert at time `at` against the anchors.  extra (may be NULL) holds
+ * untrusted certificates that came with cert (a message's certificates or
+ * a stored chain); the configured intermediates are always added.  detail
+ * (may be NULL) receives a one-line explanation.  OpenSSL's error queue is
+ * left empty.
+ */
+enum trust_status trust_verify(const struct trust *, X509 *cert, STACK_OF(X509) * extra, time_t at,
+                               enum trust_purpose purpose, struct errbuf *detail);
+const char *trust_status_name(enum trust_status);
+
+#endif
