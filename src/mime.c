@@ -1,0 +1,724 @@
+/*
+ * mime: header split, 7-bit scan, Content-Type parsing and the re-encoding
+ * walker.  The walker works on the message buffer directly: it finds
+ * multipart delimiters line by line and emits iolist references for every
+ * byte it keeps, so a 7-bit part stays byte-identical even when a sibling
+ * is re-encoded.  Anything it cannot parse makes it start over with the
+ * whole body as one leaf, which loses nothing.
+ */
+#include "autoconf.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "b64.h"
+#include "mime.h"
+#include "xmalloc.h"
+
+/* ---- 7-bit scan ---------------------------------------------------------- */
+
+void
+mime_scan_init(struct mime_scan *s)
+{
+	memset(s, 0, sizeof(*s));
+}
+
+void
+mime_scan_update(struct mime_scan *s, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char b = c[i];
+
+		if (s->cr) {
+			s->cr = 0;
+			if (b == '\n') {
+				s->linelen = 0;
+				continue;
+			}
+			s->flags |= MIME_UNSAFE_BARE_CR;
+			s->linelen++; /* the CR stays on the line */
+		}
+		if (b == '\r') {
+			s->cr = 1;
+			continue;
+		}
+		if (b == '\n') {
+			s->flags |= MIME_UNSAFE_BARE_LF;
+			s->linelen = 0;
+			continue;
+		}
+		if (b >= 0x80)
+			s->flags |= MIME_UNSAFE_8BIT;
+		else if (b == 0)
+			s->flags |= MIME_UNSAFE_NUL;
+		if (++s->linelen > MIME_MAX_LINE)
+			s->flags |= MIME_UNSAFE_LONG;
+	}
+}
+
+unsigned
+mime_scan_final(struct mime_scan *s)
+{
+	if (s->cr)
+		s->flags |= MIME_UNSAFE_BARE_CR;
+	s->cr = 0;
+	return s->flags;
+}
+
+unsigned
+mime_scan_buf(const void *p, size_t n)
+{
+	struct mime_scan s;
+
+	mime_scan_init(&s);
+	mime_scan_update(&s, p, n);
+	return mime_scan_final(&s);
+}
+
+/* ---- header split -------------------------------------------------------- */
+
+int
+mime_is_content_field(const void *name, size_t n)
+{
+	return n > 8 && strncasecmp(name, "Content-", 8) == 0;
+}
+
+void
+mime_split_headers(const struct msgbuf *mb, struct mime_split *sp)
+{
+	size_t i, n = msgbuf_header_count(mb);
+	const unsigned char *d = msgbuf_data(mb);
+
+	memset(sp, 0, sizeof(*sp));
+	sp->content = xreallocarray(NULL, n + 1, sizeof(size_t));
+	sp->other = xreallocarray(NULL, n + 1, sizeof(size_t));
+	for (i = 0; i < n; i++) {
+		const struct msgbuf_hdr *h = msgbuf_header(mb, i);
+
+		if (mime_is_content_field(d + h->name.off, h->name.len))
+			sp->content[sp->ncontent++] = i;
+		else
+			sp->other[sp->nother++] = i;
+	}
+}
+
+void
+mime_split_release(struct mime_split *sp)
+{
+	if (sp == NULL)
+		return;
+	free(sp->content);
+	free(sp->other);
+	memset(sp, 0, sizeof(*sp));
+}
+
+/* ---- Content-Type -------------------------------------------------------- */
+
+struct lex {
+	const unsigned char *p, *end;
+};
+
+/* Skips folding white space and (nested, bounded) comments. */
+static void
+lex_cfws(struct lex *l)
+{
+	int depth = 0;
+
+	while (l->p < l->end) {
+		unsigned char c = *l->p;
+
+		if (depth > 0 && c == '\\' && l->p + 1 < l->end) {
+			l->p += 2;
+			continue;
+		}
+		if (c == '(') {
+			if (++depth > 32)
+				depth = 32;
+		} else if (c == ')' && depth > 0) {
+			depth--;
+		} else if (depth == 0 && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+			return;
+		}
+		l->p++;
+	}
+}
+
+static int
+is_tspecial(unsigned char c)
+{
+	return strchr("()<>@,;:\\\"/[]?=", c) != NULL;
+}
+
+/* Reads an RFC 2045 token into buf (lower-cased if lower); -1 if none or too long. */
+static int
+lex_token(struct lex *l, char *buf, size_t bufsz, int lower)
+{
+	size_t n = 0;
+
+	lex_cfws(l);
+	while (l->p<l->end && * l->p> 32 && *l->p < 127 && !is_tspecial(*l->p)) {
+		if (n + 1 >= bufsz)
+			return -1;
+		buf[n++] = lower ? (char)tolower(*l->p) : (char)*l->p;
+		l->p++;
+	}
+	buf[n] = '\0';
+	return n > 0 ? 0 : -1;
+}
+
+/* Reads a token or quoted-string value; -1 on syntax error or overflow. */
+static int
+lex_value(struct lex *l, char *buf, size_t bufsz)
+{
+	size_t n = 0;
+
+	lex_cfws(l);
+	if (l->p >= l->end || *l->p != '"')
+		return lex_token(l, buf, bufsz, 0);
+	l->p++;
+	while (l->p < l->end && *l->p != '"') {
+		unsigned char c = *l->p++;
+
+		if (c == '\\' && l->p < l->end)
+			c = *l->p++;
+		else if (c == '\r' || c == '\n')
+			continue; /* unfold */
+		if (n + 1 >= bufsz)
+			return -1;
+		buf[n++] = (char)c;
+	}
+	if (l->p >= l->end)
+		return -1;
+	l->p++;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int
+lex_char(struct lex *l, unsigned char c)
+{
+	lex_cfws(l);
+	if (l->p < l->end && *l->p == c) {
+		l->p++;
+		return 0;
+	}
+	return -1;
+}
+
+int
+mime_ctype_parse(const void *value, size_t n, struct mime_ctype *ct)
+{
+	struct lex l = {value, (const unsigned char *)value + n};
+	char attr[64], val[MIME_MAX_BOUNDARY + 1];
+	size_t i;
+
+	memset(ct, 0, sizeof(*ct));
+	if (lex_token(&l, ct->type, sizeof(ct->type), 1) < 0 || lex_char(&l, '/') < 0 ||
+	    lex_token(&l, ct->subtype, sizeof(ct->subtype), 1) < 0) {
+		memset(ct, 0, sizeof(*ct));
+		return -1;
+	}
+	while (lex_char(&l, ';') == 0) {
+		lex_cfws(&l);
+		if (l.p >= l.end)
+			break; /* a trailing ';' is common and harmless */
+		if (lex_token(&l, attr, sizeof(attr), 1) < 0 || lex_char(&l, '=') < 0 ||
+		    lex_value(&l, val, sizeof(val)) < 0)
+			break;
+		if (strcmp(attr, "boundary") == 0)
+			(void)strlcpy_checked(ct->boundary, val, sizeof(ct->boundary));
+		else if (strcmp(attr, "protocol") == 0) {
+			if (strlcpy_checked(ct->protocol, val, sizeof(ct->protocol)) == 0)
+				for (i = 0; ct->protocol[i] != '\0'; i++)
+					ct->protocol[i] =
+					    (char)tolower((unsigned char)ct->protocol[i]);
+		} else if (strcmp(attr, "smime-type") == 0) {
+			if (strlcpy_checked(ct->smime_type, val, sizeof(ct->smime_type)) == 0)
+				for (i = 0; ct->smime_type[i] != '\0'; i++)
+					ct->smime_type[i] =
+					    (char)tolower((unsigned char)ct->smime_type[i]);
+		}
+	}
+	return 0;
+}
+
+enum mime_secured
+mime_secured(const struct msgbuf *mb)
+{
+	const struct msgbuf_hdr *h;
+	struct mime_ctype ct;
+	size_t from = 0;
+
+	if ((h = msgbuf_header_find(mb, "Content-Type", &from)) == NULL ||
+	    mime_ctype_parse(msgbuf_data(mb) + h->value.off, h->value.len, &ct) < 0)
+		return MIME_SEC_NONE;
+	if (strcmp(ct.type, "multipart") == 0) {
+		if (strcmp(ct.subtype, "signed") == 0)
+			return MIME_SEC_SIGNED;
+		if (strcmp(ct.subtype, "encrypted") == 0)
+			return MIME_SEC_ENCRYPTED;
+		return MIME_SEC_NONE;
+	}
+	if (strcmp(ct.type, "application") != 0)
+		return MIME_SEC_NONE;
+	if (strcmp(ct.subtype, "pkcs7-mime") == 0 || strcmp(ct.subtype, "x-pkcs7-mime") == 0) {
+		if (strcmp(ct.smime_type, "signed-data") == 0)
+			return MIME_SEC_SIGNED;
+		if (strcmp(ct.smime_type, "compressed-data") == 0 ||
+		    strcmp(ct.smime_type, "certs-only") == 0)
+			return MIME_SEC_OTHER;
+		return MIME_SEC_ENCRYPTED; /* enveloped, authEnveloped, or unlabelled */
+	}
+	if (strcmp(ct.subtype, "pkcs7-signature") == 0 ||
+	    strcmp(ct.subtype, "x-pkcs7-signature") == 0)
+		return MIME_SEC_OTHER;
+	return MIME_SEC_NONE;
+}
+
+/* ---- entity output ------------------------------------------------------- */
+
+void
+mime_entity_refs(const struct msgbuf *mb, const struct mime_split *sp, struct iolist *out)
+{
+	const unsigned char *d = msgbuf_data(mb);
+	size_t i;
+
+	for (i = 0; i < sp->ncontent; i++) {
+		const struct msgbuf_hdr *h = msgbuf_header(mb, sp->content[i]);
+
+		iolist_add_ref(out, d + h->whole.off, h->whole.len);
+	}
+	iolist_add_ref(out, "\r\n", 2);
+	iolist_add_ref(out, d + msgbuf_body_offset(mb), msgbuf_body_len(mb));
+}
+
+char *
+mime_qp_encode(const void *in, size_t n, size_t *outlen)
+{
+	const unsigned char *p = in;
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, o = 0, col = 0, cap;
+	char *out;
+
+	/* Worst case: 3 chars per byte plus a 3-char soft break per 25 bytes. */
+	if (n > (SIZE_MAX - 64) / 4)
+		abort();
+	cap = n * 3 + (n / 25 + 2) * 3 + 8;
+	out = xmalloc(cap);
+	for (i = 0; i < n; i++) {
+		unsigned char c = p[i];
+		int eol, enc;
+
+		if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {
+			i++;
+			c = '\n';
+		}
+		if (c == '\n') {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			col = 0;
+			continue;
+		}
+		eol = i + 1 == n || p[i + 1] == '\n' ||
+		      (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n');
+		for (;;) {
+			enc =
+			    c == '=' || (c < 32 && c != '\t') || c > 126 ||
+			    ((c == ' ' || c == '\t') && eol) ||
+			    (col == 0 && (c == '-' || c == '.')) ||
+			    (col == 0 && c == 'F' && n - i >= 5 && memcmp(p + i, "From ", 5) == 0);
+			if (col + (enc ? 3 : 1) <= 75)
+				break;
+			out[o++] = '=';
+			out[o++] = '\r';
+			out[o++] = '\n';
+			col = 0;
+		}
+		if (enc) {
+			out[o++] = '=';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+			col += 3;
+		} else {
+			out[o++] = (char)c;
+			col++;
+		}
+	}
+	*outlen = o;
+	return out;
+}
+
+/* Decodes quoted-printable leniently (bad escapes pass through). */
+static size_t
+qp_decode(const unsigned char *p, size_t n, unsigned char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] != '=') {
+			out[o++] = p[i];
+			continue;
+		}
+		if (i + 2 < n && isxdigit(p[i + 1]) && isxdigit(p[i + 2])) {
+			char h[3] = {(char)p[i + 1], (char)p[i + 2], 0};
+
+			out[o++] = (unsigned char)strtoul(h, NULL, 16);
+			i += 2;
+		} else if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n') {
+			i += 2; /* soft break */
+		} else if (i + 1 < n && p[i + 1] == '\n') {
+			i += 1;
+		} else {
+			out[o++] = p[i];
+		}
+	}
+	return o;
+}
+
+/* One header field of a body part. */
+struct field {
+	const unsigned char *whole; /* name through CRLF */
+	size_t wlen;
+	const unsigned char *name;
+	size_t nlen;
+	const unsigned char *value; /* after the colon, without the final CRLF */
+	size_t vlen;
+};
+
+struct walk {
+	struct iolist *out;
+	unsigned nparts;
+	unsigned reencoded;
+	unsigned unfixable;
+};
+
+static int
+field_is(const struct field *f, const char *name)
+{
+	return f->nlen == strlen(name) && strncasecmp((const char *)f->name, name, f->nlen) == 0;
+}
+
+static const struct field *
+field_find(const struct field *fs, size_t nf, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < nf; i++)
+		if (field_is(&fs[i], name))
+			return &fs[i];
+	return NULL;
+}
+
+/* Splits a part's header bytes into fields; -1 if malformed or too many. */
+static int
+parse_fields(const unsigned char *p, size_t n, struct field *fs, size_t *nf)
+{
+	const unsigned char *end = p + n, *line, *eol, *colon;
+
+	*nf = 0;
+	while (p < end) {
+		line = p;
+		/* The field runs until a line that does not start with WSP. */
+		for (;;) {
+			eol = memchr(p, '\n', (size_t)(end - p));
+			p = eol == NULL ? end : eol + 1;
+			if (p >= end || (*p != ' ' && *p != '\t'))
+				break;
+		}
+		if (*line == ' ' || *line == '\t')
+			return -1;
+		colon = memchr(line, ':', (size_t)(p - line));
+		if (colon == NULL || colon == line || *nf >= MIME_MAX_PART_FIELDS)
+			return -1;
+		fs[*nf].whole = line;
+		fs[*nf].wlen = (size_t)(p - line);
+		fs[*nf].name = line;
+		fs[*nf].nlen = (size_t)(colon - line);
+		while (fs[*nf].nlen > 0 &&
+		       (line[fs[*nf].nlen - 1] == ' ' || line[fs[*nf].nlen - 1] == '\t'))
+			fs[*nf].nlen--;
+		fs[*nf].value = colon + 1;
+		fs[*nf].vlen = (size_t)(p - colon - 1);
+		if (fs[*nf].vlen > 0 && p[-1] == '\n')
+			fs[*nf].vlen--;
+		if (fs[*nf].vlen > 0 && fs[*nf].value[fs[*nf].vlen - 1] == '\r')
+			fs[*nf].vlen--;
+		(*nf)++;
+	}
+	return 0;
+}
+
+/* Trims CFWS around a CTE value and compares it. */
+static int
+cte_is(const struct field *f, const char *want)
+{
+	char tok[32];
+	struct lex l;
+
+	if (f == NULL)
+		return 0;
+	l.p = f->value;
+	l.end = f->value + f->vlen;
+	if (lex_token(&l, tok, sizeof(tok), 1) < 0)
+		return 0;
+	return strcmp(tok, want) == 0;
+}
+
+/*
+ * Emits an unsafe leaf: its fields minus the CTE, a new CTE, and the body
+ * decoded (if it was QP/base64 and 7-bit) and re-encoded.
+ */
+static void
+emit_leaf(struct walk *w, const struct field *fs, size_t nf, const struct mime_ctype *ct,
+          int have_ct, const unsigned char *body, size_t blen)
+{
+	const struct field *cte = field_find(fs, nf, "Content-Transfer-Encoding");
+	unsigned flags = mime_scan_buf(body, blen);
+	unsigned char *dec = NULL;
+	const unsigned char *src = body;
+	size_t slen = blen, i, olen;
+	int composite = have_ct && (strcmp(ct->type, "multipart") == 0);
+	int text = !have_ct || strcmp(ct->type, "text") == 0;
+	char *enc;
+
+	/* A claimed encoding is believed only if the bytes are 7-bit. */
+	if (!(flags & (MIME_UNSAFE_8BIT | MIME_UNSAFE_NUL))) {
+		if (cte_is(cte, "base64")) {
+			dec = xmalloc(blen / 4 * 3 + 4);
+			slen = b64_decode(body, blen, dec);
+			src = dec;
+		} else if (cte_is(cte, "quoted-printable")) {
+			dec = xmalloc(blen + 1);
+			slen = qp_decode(body, blen, dec);
+			src = dec;
+		}
+	} else if (cte_is(cte, "base64") || cte_is(cte, "quoted-printable")) {
+		text = 0; /* raw 8-bit under a 7-bit encoding: treat as binary */
+	}
+	for (i = 0; i < nf; i++) {
+		if (field_is(&fs[i], "Content-Transfer-Encoding"))
+			continue;
+		if (composite && field_is(&fs[i], "Content-Type")) {
+			/* XXX a broken multipart cannot carry base64; keep it as an attachment */
+			iolist_add_str(w->out, "Content-Type: application/octet-stream\r\n");
+			continue;
+		}
+		iolist_add_ref(w->out, fs[i].whole, fs[i].wlen);
+		w->unfixable |= mime_scan_buf(fs[i].whole, fs[i].wlen);
+	}
+	if (text && !composite) {
+		iolist_add_str(w->out, "Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+		enc = mime_qp_encode(src, slen, &olen);
+	} else {
+		iolist_add_str(w->out, "Content-Transfer-Encoding: base64\r\n\r\n");
+		olen = b64_encoded_len(slen);
+		enc = xmalloc(olen + 1);
+		olen = b64_encode(src, slen, enc);
+	}
+	if (olen > 0)
+		iolist_add_owned(w->out, enc, olen);
+	else
+		free(enc);
+	free(dec);
+	w->reencoded++;
+}
+
+/* A delimiter line found in a multipart body (offsets into the body). */
+struct delim {
+	size_t pre;      /* where the line break before it starts */
+	size_t line_end; /* just past the delimiter line's own line break */
+	int close;
+};
+
+/* Finds the next delimiter line for boundary b at or after from; -1 if none. */
+static int
+find_delim(const unsigned char *body, size_t blen, size_t from, const char *b, size_t bl,
+           struct delim *d)
+{
+	const unsigned char *s;
+	size_t pos, q;
+
+	while (from + 2 + bl <= blen) {
+		s = memmem(body + from, blen - from, "--", 2);
+		if (s == NULL)
+			return -1;
+		pos = (size_t)(s - body);
+		from = pos + 1;
+		if (pos != 0 && body[pos - 1] != '\n')
+			continue;
+		if (pos + 2 + bl > blen || memcmp(body + pos + 2, b, bl) != 0)
+			continue;
+		q = pos + 2 + bl;
+		d->close = 0;
+		if (q + 2 <= blen && body[q] == '-' && body[q + 1] == '-') {
+			d->close = 1;
+			q += 2;
+		}
+		while (q < blen && (body[q] == ' ' || body[q] == '\t'))
+			q++;
+		if (q < blen && body[q] == '\r' && q + 1 < blen && body[q + 1] == '\n')
+			q += 2;
+		else if (q < blen && body[q] == '\n')
+			q += 1;
+		else if (q != blen)
+			continue; /* "--boundaryX": not a delimiter */
+		d->line_end = q;
+		d->pre = pos;
+		if (pos >= 2 && body[pos - 2] == '\r' && body[pos - 1] == '\n')
+			d->pre = pos - 2;
+		else if (pos >= 1 && body[pos - 1] == '\n')
+			d->pre = pos - 1;
+		return 0;
+	}
+	return -1;
+}
+
+static int walk_part(struct walk *, const struct field *, size_t, const unsigned char *, size_t,
+                     unsigned);
+
+/* Splits a body part at its blank line and walks it; -1 if malformed. */
+static int
+walk_child(struct walk *w, const unsigned char *p, size_t n, unsigned depth)
+{
+	struct field *fs;
+	const unsigned char *blank;
+	size_t nf = 0, hlen, boff;
+	int rc;
+
+	if (n >= 2 && p[0] == '\r' && p[1] == '\n') {
+		hlen = 0;
+		boff = 2;
+	} else if ((blank = memmem(p, n, "\r\n\r\n", 4)) != NULL) {
+		hlen = (size_t)(blank - p) + 2;
+		boff = hlen + 2;
+	} else {
+		hlen = n; /* header only, no body */
+		boff = n;
+	}
+	fs = xreallocarray(NULL, MIME_MAX_PART_FIELDS, sizeof(*fs));
+	if (parse_fields(p, hlen, fs, &nf) < 0) {
+		free(fs);
+		return -1;
+	}
+	if (mime_scan_buf(p, n) == 0) {
+		iolist_add_ref(w->out, p, n); /* byte-identical */
+		free(fs);
+		return 0;
+	}
+	rc = walk_part(w, fs, nf, p + boff, n - boff, depth);
+	free(fs);
+	return rc;
+}
+
+/*
+ * Emits one part (fields, blank line, body) in 7-bit safe form: a
+ * multipart keeps its fields, delimiters and safe preamble/epilogue as
+ * references and walks its children; a leaf is re-encoded.  Returns -1
+ * when the structure is malformed or over a limit (the caller then
+ * discards the output).
+ */
+static int
+walk_part(struct walk *w, const struct field *fs, size_t nf, const unsigned char *body, size_t blen,
+          unsigned depth)
+{
+	const struct field *ctf = field_find(fs, nf, "Content-Type");
+	struct mime_ctype ct;
+	struct delim d, next;
+	size_t i, bl, from;
+	int have_ct;
+
+	have_ct = ctf != NULL && mime_ctype_parse(ctf->value, ctf->vlen, &ct) == 0;
+	if (!have_ct || strcmp(ct.type, "multipart") != 0) {
+		emit_leaf(w, fs, nf, have_ct ? &ct : NULL, have_ct, body, blen);
+		return 0;
+	}
+	if (ct.boundary[0] == '\0' || depth >= MIME_MAX_DEPTH)
+		return -1;
+	bl = strlen(ct.boundary);
+	if (find_delim(body, blen, 0, ct.boundary, bl, &d) < 0 || d.close)
+		return -1;
+	for (i = 0; i < nf; i++) {
+		iolist_add_ref(w->out, fs[i].whole, fs[i].wlen);
+		w->unfixable |= mime_scan_buf(fs[i].whole, fs[i].wlen);
+	}
+	iolist_add_ref(w->out, "\r\n", 2);
+	/* The preamble is not content; drop it if it is unsafe. */
+	if (mime_scan_buf(body, d.pre) == 0)
+		iolist_add_ref(w->out, body, d.pre);
+	for (;;) {
+		iolist_add_ref(w->out, body + d.pre, d.line_end - d.pre);
+		if (d.close)
+			break;
+		from = d.line_end;
+		if (find_delim(body, blen, from, ct.boundary, bl, &next) < 0)
+			return -1; /* unterminated */
+		if (++w->nparts > MIME_MAX_PARTS)
+			return -1;
+		if (walk_child(w, body + d.line_end, next.pre - d.line_end, depth + 1) < 0)
+			return -1;
+		d = next;
+	}
+	if (mime_scan_buf(body + d.line_end, blen - d.line_end) == 0)
+		iolist_add_ref(w->out, body + d.line_end, blen - d.line_end);
+	return 0;
+}
+
+struct iolist *
+mime_entity_reencode(const struct msgbuf *mb, const struct mime_split *sp,
+                     struct mime_reencode_info *info)
+{
+	const unsigned char *d = msgbuf_data(mb);
+	const unsigned char *body = d + msgbuf_body_offset(mb);
+	size_t blen = msgbuf_body_len(mb), i;
+	const struct field *ctf;
+	struct mime_ctype ct;
+	struct field *fs;
+	struct walk w;
+	unsigned flags = mime_scan_buf(body, blen);
+	int have_ct;
+
+	memset(&w, 0, sizeof(w));
+	w.out = iolist_new();
+	if (info != NULL)
+		memset(info, 0, sizeof(*info));
+	fs = xreallocarray(NULL, sp->ncontent + 1, sizeof(*fs));
+	for (i = 0; i < sp->ncontent; i++) {
+		const struct msgbuf_hdr *h = msgbuf_header(mb, sp->content[i]);
+
+		fs[i].whole = d + h->whole.off;
+		fs[i].wlen = h->whole.len;
+		fs[i].name = d + h->name.off;
+		fs[i].nlen = h->name.len;
+		fs[i].value = d + h->value.off;
+		fs[i].vlen = h->value.len;
+		flags |= mime_scan_buf(fs[i].whole, fs[i].wlen);
+	}
+	if (flags == 0) {
+		mime_entity_refs(mb, sp, w.out);
+		goto out;
+	}
+	if (walk_part(&w, fs, sp->ncontent, body, blen, 0) < 0) {
+		/* Start over with the whole body as one leaf. */
+		iolist_free(w.out);
+		memset(&w, 0, sizeof(w));
+		w.out = iolist_new();
+		ctf = field_find(fs, sp->ncontent, "Content-Type");
+		have_ct = ctf != NULL && mime_ctype_parse(ctf->value, ctf->vlen, &ct) == 0;
+		emit_leaf(&w, fs, sp->ncontent, have_ct ? &ct : NULL, have_ct, body, blen);
+		if (info != NULL)
+			info->fallback = 1;
+	}
+out:
+	if (info != NULL) {
+		info->parts = w.reencoded;
+		info->unfixable = w.unfixable;
+	}
+	free(fs);
+	return w.out;
+}

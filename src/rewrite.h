@@ -1,0 +1,43 @@
+/*
+ * rewrite: what the milter must do to a message after the engine has
+ * transformed it: a short list of header edits (applied with
+ * smfi_chgheader/smfi_addheader) and the new body as an iolist (streamed
+ * with smfi_replacebody).  The body refers into the message buffer and
+ * into `keep`, so both must outlive it.
+ */
+#ifndef SMG_REWRITE_H
+#define SMG_REWRITE_H
+
+#include <stddef.h>
+
+#include "iolist.h"
+
+enum hdr_op {
+	HDR_DELETE, /* smfi_chgheader(name, index, NULL) */
+	HDR_ADD,    /* smfi_addheader(name, value) */
+};
+
+struct hdr_edit {
+	enum hdr_op op;
+	char *name;
+	/*
+	 * HDR_DELETE: 1-based occurrence among the message's original header
+	 * fields of that name (case-insensitive).  Deletes of one name are
+	 * listed highest index first, so applying them in list order is
+	 * right whether or not the MTA renumbers after a delete.
+	 */
+	unsigned index;
+	char *value; /* HDR_ADD: the value without its leading space; NULL for deletes */
+};
+
+struct rewrite {
+	struct hdr_edit *edits; /* apply in order */
+	size_t nedits;
+	struct iolist *body; /* the new body */
+	struct iolist *keep; /* owned pieces the body refers to (may be NULL) */
+};
+
+/* Frees the edits, the body and keep; NULL is a no-op. */
+void rewrite_free(struct rewrite *);
+
+#endif

@@ -1,0 +1,543 @@
+/*
+ * sign: CMS SignedData for multipart/signed.  The per-message work is one
+ * CMS structure, a digest over the entity fed as it arrives and one
+ * private-key operation; everything that depends only on the signing
+ * identity (fetched digest, the encryption-key-preference attribute) is
+ * prepared once in signer_new.
+ */
+#include "autoconf.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/bio.h>
+#include <openssl/cms.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pkcs7.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "b64.h"
+#include "sign.h"
+#include "xmalloc.h"
+
+struct signer {
+	X509 *cert;
+	EVP_PKEY *key;
+	STACK_OF(X509) * chain;
+	EVP_MD *md;
+	enum sign_digest digest;
+	int pss;
+	STACK_OF(X509_ALGOR) * caps; /* advertised content ciphers, strongest first */
+	unsigned char *encpref;      /* DER of SMIMEEncryptionKeyPreference, or NULL */
+	size_t encpref_len;
+};
+
+struct sign_ctx {
+	const struct signer *s;
+	CMS_ContentInfo *cms;
+	BIO *in;
+};
+
+static const char *const md_names[] = {"SHA256", "SHA384", "SHA512"};
+static const char *const micalgs[] = {"sha-256", "sha-384", "sha-512"};
+
+const char *
+sign_micalg(enum sign_digest d)
+{
+	return (unsigned)d < 3 ? micalgs[d] : micalgs[0];
+}
+
+enum sign_digest
+signer_digest(const struct signer *s)
+{
+	return s->digest;
+}
+
+/* Appends a DER length to buf at *o. */
+static void
+der_len(unsigned char *buf, size_t *o, size_t len)
+{
+	if (len < 128) {
+		buf[(*o)++] = (unsigned char)len;
+	} else if (len < 256) {
+		buf[(*o)++] = 0x81;
+		buf[(*o)++] = (unsigned char)len;
+	} else {
+		buf[(*o)++] = 0x82;
+		buf[(*o)++] = (unsigned char)(len >> 8);
+		buf[(*o)++] = (unsigned char)len;
+	}
+}
+
+/*
+ * RFC 8551 SMIMEEncryptionKeyPreference, issuerAndSerialNumber choice:
+ * [0] IMPLICIT SEQUENCE { issuer Name, serialNumber INTEGER }.
+ */
+static int
+encpref_der(X509 *enc, unsigned char **out, size_t *outlen)
+{
+	unsigned char *name = NULL, *serial = NULL, *buf = NULL;
+	int nl, sl, rc = -1;
+	size_t o = 0, inner;
+
+	nl = i2d_X509_NAME(X509_get_issuer_name(enc), &name);
+	sl = i2d_ASN1_INTEGER(X509_get0_serialNumber(enc), &serial);
+	if (nl <= 0 || sl <= 0)
+		goto out;
+	inner = (size_t)nl + (size_t)sl;
+	if (inner > 0xffff)
+		goto out;
+	buf = xmalloc(inner + 4);
+	buf[o++] = 0xa0;
+	der_len(buf, &o, inner);
+	memcpy(buf + o, name, (size_t)nl);
+	memcpy(buf + o + nl, serial, (size_t)sl);
+	*out = buf;
+	*outlen = o + inner;
+	rc = 0;
+out:
+	OPENSSL_free(name);
+	OPENSSL_free(serial);
+	return rc;
+}
+
+void
+signer_free(struct signer *s)
+{
+	if (s == NULL)
+		return;
+	X509_free(s->cert);
+	EVP_PKEY_free(s->key);
+	sk_X509_pop_free(s->chain, X509_free);
+	EVP_MD_free(s->md);
+	sk_X509_ALGOR_pop_free(s->caps, X509_ALGOR_free);
+	free(s->encpref);
+	free(s);
+}
+
+enum outcome
+signer_new(const struct signer_params *p, struct signer **out, struct errbuf *eb)
+{
+	struct signer *s = NULL;
+	enum outcome rc = OUTCOME_PERM;
+	int i;
+
+	*out = NULL;
+	if (p->cert == NULL || p->key == NULL || (unsigned)p->digest > SIGN_SHA512) {
+		err_set(eb, "signer: certificate, key or digest missing");
+		goto out;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->digest = p->digest;
+	if (X509_up_ref(p->cert) != 1 || EVP_PKEY_up_ref(p->key) != 1) {
+		err_openssl(eb, "signer: up_ref");
+		goto out;
+	}
+	s->cert = p->cert;
+	s->key = p->key;
+	if (X509_check_private_key(s->cert, s->key) != 1) {
+		err_openssl(eb, "signer: key does not match certificate");
+		goto out;
+	}
+	if ((s->chain = sk_X509_new_null()) == NULL) {
+		err_openssl(eb, "signer: chain");
+		goto out;
+	}
+	for (i = 0; p->chain != NULL && i < sk_X509_num(p->chain); i++)
+		if (!X509_add_cert(s->chain, sk_X509_value(p->chain, i), X509_ADD_FLAG_UP_REF)) {
+			err_openssl(eb, "signer: chain");
+			goto out;
+		}
+	if ((s->md = EVP_MD_fetch(NULL, md_names[p->digest], NULL)) == NULL) {
+		err_openssl(eb, "signer: digest unavailable");
+		goto out;
+	}
+	/* OpenSSL's default list still offers RC2-40 and DES; advertise AES only. */
+	if ((s->caps = sk_X509_ALGOR_new_null()) == NULL ||
+	    !PKCS7_simple_smimecap(s->caps, NID_aes_256_gcm, -1) ||
+	    !PKCS7_simple_smimecap(s->caps, NID_aes_128_gcm, -1) ||
+	    !PKCS7_simple_smimecap(s->caps, NID_aes_256_cbc, -1) ||
+	    !PKCS7_simple_smimecap(s->caps, NID_aes_128_cbc, -1)) {
+		err_openssl(eb, "signer: capabilities");
+		goto out;
+	}
+	s->pss = p->padding == RSA_PAD_PSS && EVP_PKEY_is_a(s->key, "RSA");
+	if (p->enc_cert != NULL && encpref_der(p->enc_cert, &s->encpref, &s->encpref_len) < 0) {
+		err_openssl(eb, "signer: encryption key preference");
+		goto out;
+	}
+	*out = s;
+	s = NULL;
+	rc = OUTCOME_OK;
+out:
+	signer_free(s);
+	return rc;
+}
+
+void
+sign_ctx_free(struct sign_ctx *c)
+{
+	if (c == NULL)
+		return;
+	BIO_free_all(c->in);
+	CMS_ContentInfo_free(c->cms);
+	free(c);
+	err_openssl_clear();
+}
+
+enum outcome
+sign_begin(const struct signer *s, struct sign_ctx **out, struct errbuf *eb)
+{
+	const unsigned flags = CMS_DETACHED | CMS_PARTIAL | CMS_BINARY | CMS_STREAM;
+	struct sign_ctx *c = xcalloc(1, sizeof(*c));
+	CMS_SignerInfo *si;
+	EVP_PKEY_CTX *pctx;
+	enum outcome rc = OUTCOME_PERM;
+	int i;
+
+	*out = NULL;
+	c->s = s;
+	if ((c->cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL) {
+		err_openssl(eb, "sign: CMS_sign");
+		goto out;
+	}
+	si = CMS_add1_signer(c->cms, s->cert, s->key, s->md,
+	                     flags | CMS_CADES | CMS_NOSMIMECAP | (s->pss ? CMS_KEY_PARAM : 0));
+	if (si == NULL) {
+		err_openssl(eb, "sign: add signer");
+		goto out;
+	}
+	if (s->pss) {
+		pctx = CMS_SignerInfo_get0_pkey_ctx(si);
+		if (pctx == NULL ||
+		    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+		    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0 ||
+		    EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, s->md) <= 0) {
+			err_openssl(eb, "sign: RSA-PSS parameters");
+			goto out;
+		}
+	}
+	if (CMS_add_smimecap(si, s->caps) != 1) {
+		err_openssl(eb, "sign: capabilities");
+		goto out;
+	}
+	if (s->encpref != NULL &&
+	    CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_encrypKeyPref, V_ASN1_SEQUENCE,
+	                                s->encpref, (int)s->encpref_len) != 1) {
+		err_openssl(eb, "sign: encryption key preference");
+		goto out;
+	}
+	for (i = 0; i < sk_X509_num(s->chain); i++)
+		if (CMS_add1_cert(c->cms, sk_X509_value(s->chain, i)) != 1) {
+			err_openssl(eb, "sign: add chain");
+			goto out;
+		}
+	if ((c->in = CMS_dataInit(c->cms, NULL)) == NULL) {
+		err_openssl(eb, "sign: dataInit");
+		goto out;
+	}
+	*out = c;
+	c = NULL;
+	rc = OUTCOME_OK;
+out:
+	sign_ctx_free(c);
+	return rc;
+}
+
+enum outcome
+sign_update(struct sign_ctx *c, const void *p, size_t n, struct errbuf *eb)
+{
+	const unsigned char *b = p;
+	int chunk, w;
+
+	while (n > 0) {
+		chunk = n > INT32_MAX ? INT32_MAX : (int)n;
+		if ((w = BIO_write(c->in, b, chunk)) != chunk) {
+			err_openssl(eb, "sign: digest update");
+			return OUTCOME_PERM;
+		}
+		b += w;
+		n -= (size_t)w;
+	}
+	return OUTCOME_OK;
+}
+
+enum outcome
+sign_update_iolist(struct sign_ctx *c, const struct iolist *l, struct errbuf *eb)
+{
+	enum outcome rc;
+	const void *p;
+	size_t i, n;
+
+	for (i = 0; i < iolist_count(l); i++) {
+		p = iolist_get(l, i, &n);
+		if ((rc = sign_update(c, p, n, eb)) != OUTCOME_OK)
+			return rc;
+	}
+	return OUTCOME_OK;
+}
+
+enum outcome
+sign_finish(struct sign_ctx *c, unsigned char **der, size_t *derlen, struct errbuf *eb)
+{
+	unsigned char *buf = NULL;
+	int len;
+
+	*der = NULL;
+	*derlen = 0;
+	if (CMS_dataFinal(c->cms, c->in) != 1) {
+		err_openssl(eb, "sign: signature");
+		return OUTCOME_PERM;
+	}
+	if ((len = i2d_CMS_ContentInfo(c->cms, &buf)) <= 0) {
+		err_openssl(eb, "sign: encode");
+		return OUTCOME_PERM;
+	}
+	*der = xmalloc((size_t)len);
+	memcpy(*der, buf, (size_t)len);
+	*derlen = (size_t)len;
+	OPENSSL_free(buf);
+	return OUTCOME_OK;
+}
+
+enum outcome
+sign_iolist(const struct signer *s, const struct iolist *l, unsigned char **der, size_t *derlen,
+            struct errbuf *eb)
+{
+	struct sign_ctx *c = NULL;
+	enum outcome rc;
+
+	*der = NULL;
+	*derlen = 0;
+	if ((rc = sign_begin(s, &c, eb)) != OUTCOME_OK)
+		goto out;
+	if ((rc = sign_update_iolist(c, l, eb)) != OUTCOME_OK)
+		goto out;
+	rc = sign_finish(c, der, derlen, eb);
+out:
+	sign_ctx_free(c);
+	return rc;
+}
+
+/* ---- multipart/signed assembly ------------------------------------------- */
+
+void
+rewrite_free(struct rewrite *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nedits; i++) {
+		free(r->edits[i].name);
+		free(r->edits[i].value);
+	}
+	free(r->edits);
+	iolist_free(r->body);
+	iolist_free(r->keep);
+	free(r);
+}
+
+static void
+edit_add(struct rewrite *r, enum hdr_op op, const char *name, size_t nlen, unsigned index,
+         const char *value)
+{
+	struct hdr_edit *e;
+
+	r->edits = xreallocarray(r->edits, r->nedits + 1, sizeof(*r->edits));
+	e = &r->edits[r->nedits++];
+	e->op = op;
+	e->name = xstrndup(name, nlen);
+	e->index = index;
+	e->value = value != NULL ? xstrdup(value) : NULL;
+}
+
+/* 1-based occurrence of header i among the headers of the same name. */
+static unsigned
+hdr_occurrence(const struct msgbuf *mb, size_t i)
+{
+	const unsigned char *d = msgbuf_data(mb);
+	const struct msgbuf_hdr *h = msgbuf_header(mb, i), *o;
+	unsigned n = 0;
+	size_t j;
+
+	for (j = 0; j <= i; j++) {
+		o = msgbuf_header(mb, j);
+		if (o->name.len == h->name.len &&
+		    strncasecmp((const char *)d + o->name.off, (const char *)d + h->name.off,
+		                h->name.len) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* Whether needle occurs anywhere in the list's bytes (across segment joins too). */
+static int
+iolist_contains(const struct iolist *l, const char *needle, size_t nl)
+{
+	unsigned char carry[128 * 2];
+	size_t i, n, nc = 0, take;
+	const unsigned char *p;
+
+	if (nl == 0 || nl > 128)
+		return 1;
+	for (i = 0; i < iolist_count(l); i++) {
+		p = iolist_get(l, i, &n);
+		if (memmem(p, n, needle, nl) != NULL)
+			return 1;
+		/* The join: the tail of what came before plus the head of this segment. */
+		take = n < nl - 1 ? n : nl - 1;
+		memcpy(carry + nc, p, take);
+		if (memmem(carry, nc + take, needle, nl) != NULL)
+			return 1;
+		if (n >= nl - 1) {
+			memcpy(carry, p + n - (nl - 1), nl - 1);
+			nc = nl - 1;
+		} else {
+			nc += take;
+			if (nc > nl - 1) {
+				memmove(carry, carry + nc - (nl - 1), nl - 1);
+				nc = nl - 1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* Whether the (first) MIME-Version says 1.0, ignoring comments and spaces. */
+static int
+mime_version_ok(const struct msgbuf *mb, unsigned *count)
+{
+	const unsigned char *d = msgbuf_data(mb);
+	const struct msgbuf_hdr *h;
+	char v[8];
+	size_t from = 0, i, o = 0;
+	int ok = 0, depth;
+
+	*count = 0;
+	while ((h = msgbuf_header_find(mb, "MIME-Version", &from)) != NULL) {
+		from = (size_t)(h - msgbuf_header(mb, 0)) + 1;
+		if ((*count)++ > 0)
+			continue;
+		depth = 0;
+		for (i = 0; i < h->value.len && o + 1 < sizeof(v); i++) {
+			unsigned char c = d[h->value.off + i];
+
+			if (c == '(')
+				depth++;
+			else if (c == ')' && depth > 0)
+				depth--;
+			else if (depth == 0 && c > ' ')
+				v[o++] = (char)c;
+		}
+		v[o] = '\0';
+		ok = strcmp(v, "1.0") == 0;
+	}
+	return ok && *count == 1;
+}
+
+enum outcome
+sign_build_multipart(const struct msgbuf *mb, const struct mime_split *sp, struct iolist *entity,
+                     enum sign_digest digest, const unsigned char *der, size_t derlen,
+                     struct rewrite **out, struct errbuf *eb)
+{
+	static const char preamble[] =
+	    "This is a cryptographically signed message in MIME format.\r\n\r\n";
+	static const char sighdr[] =
+	    "Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n"
+	    "Content-Description: S/MIME Cryptographic Signature\r\n\r\n";
+	const unsigned char *d = msgbuf_data(mb);
+	struct rewrite *r = xcalloc(1, sizeof(*r));
+	unsigned char rnd[18];
+	char boundary[64], delim[80], *ct = NULL, *b64 = NULL;
+	enum outcome rc = OUTCOME_TEMP;
+	const struct msgbuf_hdr *h;
+	size_t i, n, blen;
+	unsigned tries, count, mv;
+	const void *p;
+	static const char hex[] = "0123456789abcdef";
+
+	*out = NULL;
+	r->keep = entity;
+	/*
+	 * "=_" cannot occur in base64 nor start a QP line, and 144 random
+	 * bits make a collision with anything else practically impossible;
+	 * still, look.
+	 */
+	for (tries = 0;; tries++) {
+		if (tries == 4) {
+			err_set(eb, "sign: no boundary absent from the content");
+			goto out;
+		}
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+			err_openssl(eb, "sign: RAND_bytes");
+			goto out;
+		}
+		n = (size_t)snprintf(boundary, sizeof(boundary), "----=_smimegw_");
+		for (i = 0; i < sizeof(rnd); i++) {
+			boundary[n++] = hex[rnd[i] >> 4];
+			boundary[n++] = hex[rnd[i] & 15];
+		}
+		boundary[n] = '\0';
+		(void)snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
+		if (!iolist_contains(entity, delim + 2, strlen(delim) - 2))
+			break;
+	}
+
+	/* Header edits: Content-* out (highest occurrence first), MIME-Version, new type. */
+	for (i = sp->ncontent; i-- > 0;) {
+		h = msgbuf_header(mb, sp->content[i]);
+		edit_add(r, HDR_DELETE, (const char *)d + h->name.off, h->name.len,
+		         hdr_occurrence(mb, sp->content[i]), NULL);
+	}
+	if (!mime_version_ok(mb, &count)) {
+		for (mv = count; mv > 0; mv--)
+			edit_add(r, HDR_DELETE, "MIME-Version", 12, mv, NULL);
+		edit_add(r, HDR_ADD, "MIME-Version", 12, 0, "1.0");
+	}
+	ct = xasprintf("multipart/signed; protocol=\"application/pkcs7-signature\"; "
+	               "micalg=%s; boundary=\"%s\"",
+	               sign_micalg(digest), boundary);
+	edit_add(r, HDR_ADD, "Content-Type", 12, 0, ct);
+
+	/* Body: everything but the boundaries and the signature is referenced. */
+	r->body = iolist_new();
+	iolist_add_ref(r->body, preamble, sizeof(preamble) - 1);
+	iolist_add_copy(r->body, delim + 2, strlen(delim) - 2);
+	iolist_add_ref(r->body, "\r\n", 2);
+	for (i = 0; i < iolist_count(entity); i++) {
+		p = iolist_get(entity, i, &n);
+		iolist_add_ref(r->body, p, n);
+	}
+	iolist_add_copy(r->body, delim, strlen(delim));
+	iolist_add_ref(r->body, "\r\n", 2);
+	iolist_add_ref(r->body, sighdr, sizeof(sighdr) - 1);
+	if ((blen = b64_encoded_len(derlen)) == (size_t)-1) {
+		err_set(eb, "sign: signature too large");
+		rc = OUTCOME_PERM;
+		goto out;
+	}
+	b64 = xmalloc(blen + 1);
+	blen = b64_encode(der, derlen, b64);
+	iolist_add_owned(r->body, b64, blen);
+	b64 = NULL;
+	iolist_add_copy(r->body, delim + 2, strlen(delim) - 2);
+	iolist_add_ref(r->body, "--\r\n", 4);
+	*out = r;
+	r = NULL;
+	rc = OUTCOME_OK;
+out:
+	free(ct);
+	free(b64);
+	if (r != NULL) {
+		r->keep = NULL; /* on failure the caller keeps the entity */
+		rewrite_free(r);
+	}
+	return rc;
+}
