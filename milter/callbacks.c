@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,7 +18,11 @@
 
 #include "../src/config.h"
 #include "../src/log.h"
+#include "../src/mime.h"
+#include "../src/policy.h"
+#include "../src/signjob.h"
 #include "../src/xmalloc.h"
+#include "apply.h"
 #include "callbacks.h"
 #include "context.h"
 #include "gw.h"
@@ -70,7 +75,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	if ((f0 & want) != want)
 		log_warnx("MTA does not offer header and body changes; later S/MIME "
 			  "operations will be impossible on this connection");
-	c = conn_new(gw.cfg);
+	c = conn_new(gw.rt);
 	c->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
 	if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
 		conn_free(c);
@@ -87,7 +92,7 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 
 	if (c == NULL) {
 		/* An MTA without negotiation (milter protocol < 6). */
-		c = conn_new(gw.cfg);
+		c = conn_new(gw.rt);
 		if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
 			conn_free(c);
 			return SMFIS_TEMPFAIL;
@@ -105,6 +110,95 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 			  sizeof(c->addr));
 	log_debug("connect from %s[%s]", c->hostname, c->addr);
 	return SMFIS_CONTINUE;
+}
+
+/*
+ * Decides at MAIL FROM whether this message is to be signed and with which
+ * identity; what happens without a key is decided at end of headers, once
+ * it is known whether the message is signed already.
+ */
+static void
+cb_sign_decide(struct conn *c, struct msg *m, const char *sender)
+{
+	struct policy_sign_decision d;
+	struct mailaddr addr;
+
+	policy_sign_decide(&c->rt->signcfg, sender, c->addr[0] != '\0' ? c->addr : NULL,
+			   m->auth_authen != NULL, &d);
+	qlog_debug(m->qid, "sign=%s: %s", d.sign ? "yes" : "no", d.reason);
+	if (!d.sign)
+		return;
+	m->sign = 1;
+	if (c->rt->ks != NULL && policy_addr_parse(sender, &addr) == 0)
+		m->signer_id = keystore_signer(c->rt->ks, addr.full, time(NULL));
+}
+
+/* At end of headers: opens the signing job, or applies OnMissingSigningKey. */
+static sfsistat
+cb_sign_begin(SMFICTX *ctx, struct conn *c, struct msg *m)
+{
+	const struct signer *signer;
+	struct errbuf eb;
+	enum mime_secured sec;
+
+	if ((sec = mime_secured(m->buf)) != MIME_SEC_NONE) {
+		qlog_info(m->qid, "from=<%s> already %s: not signed again", m->from,
+			  sec == MIME_SEC_SIGNED ? "signed" : "S/MIME protected");
+		m->sign = 0;
+		return SMFIS_CONTINUE;
+	}
+	if (m->signer_id == NULL) {
+		qlog_notice(m->qid, "from=<%s> has no usable signing key: %s", m->from,
+			    c->cfg->on_missing_signing_key == ACTION_ACCEPT ? "sent unsigned"
+									    : "refused");
+		m->sign = 0;
+		if (c->cfg->on_missing_signing_key == ACTION_ACCEPT)
+			return SMFIS_CONTINUE;
+		m->passed = 1;
+		return reply_action(ctx, m->qid, c->cfg->on_missing_signing_key,
+				    REPLY_NO_SIGNING_KEY, NULL);
+	}
+	if (runtime_signer(c->rt, m->signer_id, ks_identity_user(m->signer_id), time(NULL),
+			   &signer, &eb) != OUTCOME_OK ||
+	    signjob_new(signer, m->buf, &m->signjob, &eb) != OUTCOME_OK) {
+		qlog_warnx(m->qid, "cannot start signing: %s", eb.msg);
+		m->passed = 1;
+		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
+	}
+	return SMFIS_CONTINUE;
+}
+
+/* At end of message: completes the signature and hands the result to the MTA. */
+static sfsistat
+cb_sign_finish(SMFICTX *ctx, struct conn *c, struct msg *m)
+{
+	struct signjob_info info;
+	struct rewrite *rw = NULL;
+	struct errbuf eb;
+	sfsistat rc = SMFIS_CONTINUE;
+
+	if (signjob_finish(m->signjob, &rw, &info, &eb) != OUTCOME_OK) {
+		qlog_warnx(m->qid, "signing failed: %s", eb.msg);
+		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
+		goto out;
+	}
+	if (apply_rewrite(ctx, rw, c->leadspc, m->qid) == -1) {
+		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_INTERNAL, NULL);
+		goto out;
+	}
+	qlog_info(m->qid,
+		  "from=<%s> nrcpt=%zu size=%zu action=sign signer=%s digest=%s%s sig=%zu "
+		  "out=%zu",
+		  m->from, m->rcpts.n, msgbuf_len(m->buf), ks_identity_fingerprint(m->signer_id),
+		  sign_micalg((enum sign_digest)c->cfg->sign_digest),
+		  info.reencoded ? (info.fallback ? " reencoded=whole-body" : " reencoded=parts")
+				 : "",
+		  info.sig_len, info.body_len);
+	if (info.unfixable != 0)
+		qlog_warnx(m->qid, "8-bit bytes in Content-* header fields were signed as they are");
+out:
+	rewrite_free(rw);
+	return rc;
 }
 
 static sfsistat
@@ -136,6 +230,7 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 				m->size_hint = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 		}
 	}
+	cb_sign_decide(c, m, argv[0] != NULL ? argv[0] : "");
 	limit = c->cfg->max_message_size;
 	if (m->size_hint > limit) {
 		qlog_info(m->qid, "declared SIZE=%zu exceeds MaximumMessageSize %zu",
@@ -205,6 +300,8 @@ cb_eoh(SMFICTX *ctx)
 	cb_update_qid(ctx, m);
 	if (msgbuf_end_headers(m->buf) == -1)
 		return cb_oversize(ctx, c, m);
+	if (m->sign)
+		return cb_sign_begin(ctx, c, m);
 	return SMFIS_CONTINUE;
 }
 
@@ -220,6 +317,14 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL);
 	if (msgbuf_add_body(m->buf, chunk, len) == -1)
 		return cb_oversize(ctx, c, m);
+	if (m->signjob != NULL) {
+		struct errbuf eb;
+
+		if (signjob_body(m->signjob, chunk, len, &eb) != OUTCOME_OK) {
+			qlog_warnx(m->qid, "signing failed: %s", eb.msg);
+			return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
+		}
+	}
 	return SMFIS_CONTINUE;
 }
 
@@ -239,6 +344,24 @@ cb_eom(SMFICTX *ctx)
 	}
 	if (msgbuf_end_headers(m->buf) == -1) {
 		rc = cb_oversize(ctx, c, m);
+		goto out;
+	}
+	if (m->signjob == NULL && m->sign) {
+		/* No end-of-headers callback came: digest the whole body now. */
+		struct errbuf eb;
+
+		if ((rc = cb_sign_begin(ctx, c, m)) != SMFIS_CONTINUE)
+			goto out;
+		if (m->signjob != NULL &&
+		    signjob_body(m->signjob, msgbuf_data(m->buf) + msgbuf_body_offset(m->buf),
+				 msgbuf_body_len(m->buf), &eb) != OUTCOME_OK) {
+			qlog_warnx(m->qid, "signing failed: %s", eb.msg);
+			rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
+			goto out;
+		}
+	}
+	if (m->signjob != NULL) {
+		rc = cb_sign_finish(ctx, c, m);
 		goto out;
 	}
 	qlog_info(m->qid, "from=<%s> nrcpt=%zu size=%zu headers=%zu action=pass", m->from,

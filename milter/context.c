@@ -11,11 +11,12 @@
 #include "gw.h"
 
 struct conn *
-conn_new(const struct config *cfg)
+conn_new(struct runtime *rt)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
 
-	c->cfg = cfg;
+	c->rt = runtime_ref(rt);
+	c->cfg = rt->cfg;
 	return c;
 }
 
@@ -25,6 +26,7 @@ conn_free(struct conn *c)
 	if (c == NULL)
 		return;
 	conn_msg_end(c);
+	runtime_unref(c->rt);
 	free(c->hostname);
 	free(c);
 }
@@ -53,6 +55,7 @@ conn_msg_end(struct conn *c)
 		free(m->rcpts.v[i]);
 	free(m->rcpts.v);
 	free(m->auth_authen);
+	signjob_free(m->signjob);
 	msgbuf_free(m->buf);
 	free(m);
 	c->msg = NULL;

@@ -11,7 +11,10 @@
 #include <stddef.h>
 
 #include "../src/config.h"
+#include "../src/keystore.h"
 #include "../src/msgbuf.h"
+#include "../src/signjob.h"
+#include "runtime.h"
 
 #define QID_MAX 64
 
@@ -23,10 +26,16 @@ struct msg {
 	size_t size_hint;	  /* SIZE= from MAIL FROM, 0 if absent */
 	struct msgbuf *buf;	  /* headers and body: the only copy */
 	int passed;		  /* handed back to the MTA unprocessed */
+
+	/* Outbound signing, decided at MAIL FROM, started at end of headers. */
+	int sign;			  /* policy says sign this message */
+	const struct ks_identity *signer_id; /* newest valid signing identity, or NULL */
+	struct signjob *signjob;	  /* open while the body streams in */
 };
 
 struct conn {
-	const struct config *cfg; /* the snapshot this connection started with */
+	struct runtime *rt;	  /* the snapshot this connection started with (pinned) */
+	const struct config *cfg; /* rt->cfg */
 	char *hostname;		  /* client host name as the MTA saw it */
 	char addr[64];		  /* client address in text form, "" if none */
 	int leadspc;		  /* MTA sends header values with their leading space */
@@ -34,7 +43,8 @@ struct conn {
 	struct msg *msg;	  /* the open transaction, NULL between messages */
 };
 
-struct conn *conn_new(const struct config *);
+/* A connection pinning rt (a reference is taken). */
+struct conn *conn_new(struct runtime *rt);
 void conn_free(struct conn *);
 /* Starts a transaction (freeing any left over). */
 struct msg *conn_msg_begin(struct conn *);

@@ -23,6 +23,10 @@ static const struct reply_text reply_texts[] = {
 			"S/MIME gateway is restarting, try again later"},
     [REPLY_INTERNAL] = {"451", "4.3.0", "554", "5.3.0", "S/MIME gateway internal error"},
     [REPLY_RESOURCE] = {"451", "4.3.1", "552", "5.3.1", "S/MIME gateway resource limit reached"},
+    [REPLY_NO_SIGNING_KEY] = {"451", "4.7.0", "550", "5.7.1",
+			      "No usable S/MIME signing key for the sender; ask your mail "
+			      "administrator to import one"},
+    [REPLY_CRYPTO] = {"451", "4.7.0", "554", "5.7.0", "S/MIME processing failed"},
 };
 
 sfsistat

@@ -16,6 +16,8 @@ enum reply_reason {
 	REPLY_SHUTDOWN,	 /* daemon is stopping */
 	REPLY_INTERNAL,	 /* an internal error */
 	REPLY_RESOURCE,	 /* out of a resource (limit reached) */
+	REPLY_NO_SIGNING_KEY, /* the sender should sign but has no usable key */
+	REPLY_CRYPTO,	 /* signing or encryption failed */
 };
 
 /*

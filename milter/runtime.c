@@ -4,11 +4,18 @@
  */
 #include "autoconf.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../src/log.h"
 #include "../src/xmalloc.h"
 #include "runtime.h"
+
+struct runtime_signer {
+	const struct ks_identity *id;
+	struct signer *signer;
+};
 
 struct runtime *
 runtime_new(struct config *cfg, struct errbuf *eb)
@@ -17,6 +24,7 @@ runtime_new(struct config *cfg, struct errbuf *eb)
 	struct errbuf why;
 
 	atomic_init(&rt->refs, 1);
+	pthread_mutex_init(&rt->signers_lock, NULL);
 	rt->cfg = cfg;
 	if (*cfg->trust_anchors != '\0' || *cfg->intermediates != '\0') {
 		if ((rt->trust = trust_load(cfg->trust_anchors, cfg->intermediates, &why)) == NULL) {
@@ -59,6 +67,82 @@ fail:
 	return NULL;
 }
 
+static size_t
+runtime_slot(const struct runtime *rt, const struct ks_identity *id)
+{
+	uintptr_t h = (uintptr_t)id;
+
+	h ^= h >> 17;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 7) & (rt->signers_cap - 1);
+}
+
+/* Inserts into the table; the caller holds the lock and has made room. */
+static void
+runtime_put(struct runtime *rt, const struct ks_identity *id, struct signer *signer)
+{
+	size_t i = runtime_slot(rt, id);
+
+	while (rt->signers[i].id != NULL)
+		i = (i + 1) & (rt->signers_cap - 1);
+	rt->signers[i].id = id;
+	rt->signers[i].signer = signer;
+	rt->nsigners++;
+}
+
+static void
+runtime_grow(struct runtime *rt)
+{
+	struct runtime_signer *old = rt->signers;
+	size_t i, oldcap = rt->signers_cap;
+
+	rt->signers_cap = oldcap == 0 ? 64 : oldcap * 2;
+	rt->signers = xcalloc(rt->signers_cap, sizeof(*rt->signers));
+	rt->nsigners = 0;
+	for (i = 0; i < oldcap; i++)
+		if (old[i].id != NULL)
+			runtime_put(rt, old[i].id, old[i].signer);
+	free(old);
+}
+
+enum outcome
+runtime_signer(struct runtime *rt, const struct ks_identity *id, const char *addr, time_t now,
+	       const struct signer **out, struct errbuf *eb)
+{
+	struct signer_params sp;
+	const struct ks_identity *enc;
+	struct signer *signer = NULL;
+	enum outcome rc = OUTCOME_OK;
+	size_t i;
+
+	pthread_mutex_lock(&rt->signers_lock);
+	if (rt->signers_cap > 0) {
+		for (i = runtime_slot(rt, id); rt->signers[i].id != NULL;
+		     i = (i + 1) & (rt->signers_cap - 1))
+			if (rt->signers[i].id == id) {
+				*out = rt->signers[i].signer;
+				goto out;
+			}
+	}
+	memset(&sp, 0, sizeof(sp));
+	sp.cert = ks_identity_cert(id);
+	sp.key = ks_identity_key(id);
+	sp.chain = ks_identity_chain(id);
+	enc = rt->ks != NULL ? keystore_encrypter(rt->ks, addr, now) : NULL;
+	sp.enc_cert = enc != NULL && enc != id ? ks_identity_cert(enc) : NULL;
+	sp.digest = (enum sign_digest)rt->cfg->sign_digest;
+	sp.padding = (enum rsa_padding)rt->cfg->rsa_padding;
+	if ((rc = signer_new(&sp, &signer, eb)) != OUTCOME_OK)
+		goto out;
+	if ((rt->nsigners + 1) * 2 > rt->signers_cap)
+		runtime_grow(rt);
+	runtime_put(rt, id, signer);
+	*out = signer;
+out:
+	pthread_mutex_unlock(&rt->signers_lock);
+	return rc;
+}
+
 struct runtime *
 runtime_ref(struct runtime *rt)
 {
@@ -71,6 +155,10 @@ runtime_unref(struct runtime *rt)
 {
 	if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
+	for (size_t i = 0; i < rt->signers_cap; i++)
+		signer_free(rt->signers[i].signer);
+	free(rt->signers);
+	pthread_mutex_destroy(&rt->signers_lock);
 	policy_table_free(rt->signpol);
 	policy_groups_free(rt->groups);
 	netlist_free(rt->trusted);

@@ -8,12 +8,15 @@
 #ifndef SMG_RUNTIME_H
 #define SMG_RUNTIME_H
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "../src/config.h"
 #include "../src/keystore.h"
 #include "../src/netlist.h"
 #include "../src/policy.h"
+#include "../src/sign.h"
 #include "../src/trust.h"
 
 struct runtime {
@@ -26,6 +29,11 @@ struct runtime {
 	struct policy_groups *groups; /* NULL without GroupFile */
 	struct policy_table *signpol; /* NULL without SignPolicy */
 	struct policy_signcfg signcfg;
+
+	/* Signers made on first use, one per signing identity (see runtime_signer). */
+	pthread_mutex_t signers_lock;
+	struct runtime_signer *signers; /* open addressing on the identity pointer */
+	size_t nsigners, signers_cap;
 };
 
 /*
@@ -33,6 +41,19 @@ struct runtime {
  * too).  NULL with the reason in eb: every error names the key or file.
  */
 struct runtime *runtime_new(struct config *cfg, struct errbuf *eb);
+/*
+ * The signer for a signing identity of user addr, made on first use and
+ * kept for the life of the runtime (signers precompute their attributes,
+ * so making one per message would waste work).  The encryption-key
+ * preference names the user's newest encryption certificate at that time
+ * when it is not the signing certificate itself.
+ *
+ * XXX A cached signer keeps the preference it was made with until the next
+ * reload, even if a newer encryption certificate becomes valid meanwhile.
+ */
+enum outcome runtime_signer(struct runtime *, const struct ks_identity *, const char *addr,
+			    time_t now, const struct signer **out, struct errbuf *);
+
 /* Takes a reference. */
 struct runtime *runtime_ref(struct runtime *);
 /* Drops a reference; the last one frees everything.  NULL is a no-op. */

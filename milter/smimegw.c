@@ -29,6 +29,7 @@
 #include "callbacks.h"
 #include "gw.h"
 #include "privs.h"
+#include "runtime.h"
 
 #define EX_USAGE_ 64
 #define EX_CONFIG_ 78
@@ -132,6 +133,7 @@ main(int argc, char **argv)
 	const char *cfgpath = SMG_DEFAULT_CONFIG, *sockspec = NULL, *path;
 	int ch, check_only = 0, foreground = 0, rc = EX_OSERR_;
 	struct config *cfg = NULL;
+	struct runtime *rt = NULL;
 	struct errbuf eb;
 	uid_t uid = 0;
 	gid_t gid = 0;
@@ -183,6 +185,13 @@ main(int argc, char **argv)
 		}
 		drop = 1;
 	}
+	/* Keys, trust and policy load before privileges drop, and -n checks them too. */
+	if ((rt = runtime_new(cfg, &eb)) == NULL) {
+		cfg = NULL; /* freed by runtime_new */
+		fprintf(stderr, "smimegw: %s: %s\n", cfgpath, eb.msg);
+		rc = EX_CONFIG_;
+		goto out;
+	}
 	if (check_only) {
 		printf("smimegw: %s: configuration OK\n", cfgpath);
 		rc = 0;
@@ -192,6 +201,10 @@ main(int argc, char **argv)
 	log_init("smimegw", foreground, cfg->syslog_facility);
 	log_setlevel(cfg->log_level);
 	gw.cfg = cfg;
+	gw.rt = rt;
+	if (rt->ks != NULL)
+		log_info("key store %s: %zu user(s), %zu identities", cfg->keystore,
+			 keystore_nusers(rt->ks), keystore_nidentities(rt->ks));
 
 	if (smfi_setconn(cfg->socket) != MI_SUCCESS ||
 	    smfi_settimeout((int)cfg->milter_timeout) != MI_SUCCESS ||
@@ -200,7 +213,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (smfi_opensocket(true) != MI_SUCCESS) {
-		log_warnx("cannot open milter socket %s (does its directory exist?)", cfg->socket);
+		log_warn("cannot open milter socket %s", cfg->socket);
 		goto out;
 	}
 	if ((path = socket_path(cfg->socket)) != NULL) {
@@ -236,10 +249,14 @@ main(int argc, char **argv)
 	log_notice("stopped after %lu message(s)", atomic_load(&gw.messages));
 	rc = 0;
 out:
-	if (wrote_pid && unlink(cfg->pidfile) == -1 && errno != ENOENT)
+	if (wrote_pid && cfg != NULL && unlink(cfg->pidfile) == -1 && errno != ENOENT)
 		log_warn("cannot remove %s", cfg->pidfile);
-	/* Threads that outlived the drain may still read the config. */
-	if (atomic_load(&gw.inflight) == 0)
-		config_free(cfg);
+	/* Threads that outlived the drain may still read the runtime. */
+	if (atomic_load(&gw.inflight) == 0) {
+		if (rt != NULL)
+			runtime_unref(rt);
+		else
+			config_free(cfg);
+	}
 	return rc;
 }
