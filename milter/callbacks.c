@@ -23,6 +23,7 @@
 #include "../src/signjob.h"
 #include "../src/xmalloc.h"
 #include "apply.h"
+#include "events.h"
 #include "callbacks.h"
 #include "context.h"
 #include "gw.h"
@@ -152,6 +153,13 @@ cb_sign_begin(SMFICTX *ctx, struct conn *c, struct msg *m)
 			    c->cfg->on_missing_signing_key == ACTION_ACCEPT ? "sent unsigned"
 									    : "refused");
 		m->sign = 0;
+		if (events_policy(c, m, "outbound", REASON_MISSING_SIGNING_KEY,
+				  c->cfg->on_missing_signing_key == ACTION_ACCEPT ? "sent unsigned"
+										  : "refused") !=
+		    OUTCOME_OK) {
+			m->passed = 1;
+			return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_AUDIT, NULL);
+		}
 		if (c->cfg->on_missing_signing_key == ACTION_ACCEPT)
 			return SMFIS_CONTINUE;
 		m->passed = 1;
@@ -180,6 +188,11 @@ cb_sign_finish(SMFICTX *ctx, struct conn *c, struct msg *m)
 	if (signjob_finish(m->signjob, &rw, &info, &eb) != OUTCOME_OK) {
 		qlog_warnx(m->qid, "signing failed: %s", eb.msg);
 		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
+		goto out;
+	}
+	/* The record is queued before the MTA sees the change: no signature without a record. */
+	if (events_signed(c, m, m->signer_id) != OUTCOME_OK) {
+		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_AUDIT, NULL);
 		goto out;
 	}
 	if (apply_rewrite(ctx, rw, c->leadspc, m->qid) == -1) {

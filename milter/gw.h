@@ -8,12 +8,14 @@
 
 #include <stdatomic.h>
 
+#include "../src/audit.h"
 #include "../src/config.h"
 #include "runtime.h"
 
 struct gw {
 	const struct config *cfg;
 	struct runtime *rt;	   /* the current snapshot; connections pin it */
+	struct audit *audit;	   /* the audit writer, NULL without AuditLog */
 	atomic_int stopping;	   /* SIGTERM seen: no new messages */
 	atomic_int force_tempfail; /* ShutdownTimeout passed: tempfail everything */
 	atomic_long inflight;	   /* messages between envfrom and eom/abort */

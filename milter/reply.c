@@ -27,6 +27,7 @@ static const struct reply_text reply_texts[] = {
 			      "No usable S/MIME signing key for the sender; ask your mail "
 			      "administrator to import one"},
     [REPLY_CRYPTO] = {"451", "4.7.0", "554", "5.7.0", "S/MIME processing failed"},
+    [REPLY_AUDIT] = {"451", "4.3.0", "451", "4.3.0", "S/MIME gateway cannot write its audit log"},
 };
 
 sfsistat

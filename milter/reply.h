@@ -18,6 +18,7 @@ enum reply_reason {
 	REPLY_RESOURCE,	 /* out of a resource (limit reached) */
 	REPLY_NO_SIGNING_KEY, /* the sender should sign but has no usable key */
 	REPLY_CRYPTO,	 /* signing or encryption failed */
+	REPLY_AUDIT,	 /* the audit log cannot be written (OnAuditFailure tempfail) */
 };
 
 /*

@@ -127,6 +127,28 @@ drain(unsigned timeout)
 	}
 }
 
+/* SIGUSR1 (logrotate) asks the audit writer to reopen its file. */
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+	if (gw.audit != NULL)
+		audit_reopen(gw.audit);
+}
+
+static void
+install_usr1(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGUSR1, &sa, NULL) == -1)
+		log_warn("sigaction(SIGUSR1)");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -241,11 +263,20 @@ main(int argc, char **argv)
 	} else if (geteuid() == 0) {
 		log_warnx("running as root: set UserID to an unprivileged user");
 	}
+	/* The writer thread must start after fork and as the user that owns the log. */
+	if ((gw.audit = audit_open(cfg, &eb)) == NULL && eb.msg[0] != '\0') {
+		log_warnx("AuditLog %s: %s", cfg->audit_log, eb.msg);
+		rc = EX_CONFIG_;
+		goto out;
+	}
+	install_usr1();
 	log_notice("smimegw %s starting on %s", PACKAGE_VERSION, cfg->socket);
 	if (smfi_main() != MI_SUCCESS)
 		log_warnx("milter listener ended with an error");
 	log_notice("stopping: %ld message(s) in flight", atomic_load(&gw.inflight));
 	drain(cfg->shutdown_timeout);
+	audit_close(gw.audit);
+	gw.audit = NULL;
 	log_notice("stopped after %lu message(s)", atomic_load(&gw.messages));
 	rc = 0;
 out:

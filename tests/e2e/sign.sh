@@ -23,8 +23,10 @@ ks_import erin@example.org erin-old erin erin-future
 ks_import carol@example.org carol
 ks_import dave@example.org dave
 
+mkdir -p "$SMG_WORK/audit"
+chown smimegw "$SMG_WORK/audit"
 gw_config "KeyStore $KS" "TrustAnchors $PKI/trust-anchors.pem" "InternalDomains example.org" \
-	"OnMissingSigningKey accept"
+	"OnMissingSigningKey accept" "AuditLog $SMG_WORK/audit/audit.log" "AuditNode e2e-node"
 gw_start
 gw_postfix
 grep -q "key store $KS: 4 user(s), 7 identities" "$SMG_WORK/smimegw.log" ||
@@ -175,4 +177,33 @@ grep -q "action=sign signer=$(pki_fp alice-sign) digest=sha-256" "$SMG_WORK/smim
 	die "no sign log line naming the signer"
 # Keys never reach the log.
 if grep -q "PRIVATE KEY" "$SMG_WORK/smimegw.log"; then die "key material in the log"; fi
-pass "signed output verifies with openssl and gpgsm; policy cases behave"
+
+# The audit log: one sign record per signed message, naming the signer, a
+# policy record for the keyless sender, and an intact hash chain.
+smimegw_stop
+AUDIT="$SMG_BUILDDIR/milter/smimegw-audit"
+"$AUDIT" verify "$SMG_WORK/audit/audit.log" >"$OUT/audit-verify.txt" ||
+	die "audit chain broken: $(cat "$OUT/audit-verify.txt")"
+grep -q '^OK: ' "$OUT/audit-verify.txt" || die "audit verify: $(cat "$OUT/audit-verify.txt")"
+n=$("$AUDIT" query "$SMG_WORK/audit/audit.log" --event sign --format json | wc -l)
+[ "$n" -eq 9 ] || die "expected 9 sign records, found $n"
+"$AUDIT" query "$SMG_WORK/audit/audit.log" --event sign --message-id "<mixed8-1@example.org>" \
+	--format json >"$OUT/audit-mixed8.json" || die "query by Message-ID found nothing"
+"$PYTHON3" - "$OUT/audit-mixed8.json" "$(pki_fp alice-sign)" <<'PY' || die "sign record content is wrong"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 1, recs
+r = recs[0]
+assert r["node"] == "e2e-node", r
+assert r["direction"] == "outbound", r
+assert r["mail_from"] == "alice@example.org", r
+assert r["rcpt_to"] == ["bob@example.net"], r
+assert r["message_id"] == "<mixed8-1@example.org>", r
+assert r["cert_sha256"] == sys.argv[2], r
+assert r["verdict"] == "pass" and r["reason"] == "ok", r
+assert r["digest_alg"] == "sha256" and r["sig_alg"] == "rsa", r
+assert "Alice Signing" in r["cert_subject"], r
+PY
+"$AUDIT" query "$SMG_WORK/audit/audit.log" --event policy --reason missing-signing-key \
+	--format json | grep -q '"mail_from":"nokey@example.org"' || die "no policy record for the keyless sender"
+pass "signed output verifies with openssl and gpgsm; policy cases behave; audit records match"

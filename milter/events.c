@@ -1,0 +1,105 @@
+/*
+ * events: filling audit_event from the message context.  Header values are
+ * copied (bounded, unfolded) out of the message buffer only for the
+ * duration of one audit_emit call.
+ */
+#include "autoconf.h"
+
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "../src/auditcert.h"
+#include "events.h"
+#include "gw.h"
+
+#define EVENTS_HDR_MAX 512
+
+/* Copies the first header named name into out, unfolded and trimmed; NULL if absent. */
+static const char *
+events_header(const struct msg *m, const char *name, char *out, size_t outsz)
+{
+	const struct msgbuf_hdr *h;
+	const unsigned char *p;
+	size_t i, n = 0;
+
+	if (m->buf == NULL || (h = msgbuf_header_find(m->buf, name, NULL)) == NULL)
+		return NULL;
+	p = msgbuf_data(m->buf) + h->value.off;
+	for (i = 0; i < h->value.len && n + 1 < outsz; i++) {
+		unsigned char ch = p[i];
+
+		if (ch == '\r' || ch == '\n')
+			continue;
+		if ((ch == ' ' || ch == '\t') && (n == 0 || out[n - 1] == ' '))
+			continue;
+		out[n++] = ch == '\t' ? ' ' : (char)ch;
+	}
+	while (n > 0 && out[n - 1] == ' ')
+		n--;
+	out[n] = '\0';
+	return out;
+}
+
+static void
+events_base(struct audit_event *ev, const struct msg *m, const char *direction, char *mid,
+	    char *from)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->queue_id = m->qid;
+	ev->direction = direction;
+	ev->mail_from = m->from;
+	ev->rcpt_to = (const char *const *)m->rcpts.v;
+	ev->nrcpt = m->rcpts.n;
+	ev->message_id = events_header(m, "Message-ID", mid, EVENTS_HDR_MAX);
+	ev->header_from = events_header(m, "From", from, EVENTS_HDR_MAX);
+}
+
+static const char *
+events_sig_alg(EVP_PKEY *key, const struct config *cfg)
+{
+	if (EVP_PKEY_is_a(key, "EC"))
+		return "ecdsa";
+	return cfg->rsa_padding == RSA_PAD_PSS ? "rsassa-pss" : "rsa";
+}
+
+static const char *const digest_names[] = {"sha256", "sha384", "sha512"};
+
+enum outcome
+events_signed(const struct conn *c, const struct msg *m, const struct ks_identity *id)
+{
+	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX];
+	struct audit_event ev;
+	struct audit_cert cert;
+
+	if (gw.audit == NULL)
+		return OUTCOME_OK;
+	events_base(&ev, m, "outbound", mid, from);
+	ev.kind = AUDIT_SIGN;
+	audit_cert_fill(&cert, ks_identity_cert(id));
+	audit_event_set_cert(&ev, &cert);
+	ev.sig_alg = events_sig_alg(ks_identity_key(id), c->cfg);
+	ev.digest_alg = digest_names[c->cfg->sign_digest];
+	ev.verdict = VERDICT_PASS;
+	ev.reason = REASON_OK;
+	ev.chain = NULL;
+	return audit_emit(gw.audit, &ev);
+}
+
+enum outcome
+events_policy(const struct conn *c, const struct msg *m, const char *direction, enum reason r,
+	      const char *detail)
+{
+	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX];
+	struct audit_event ev;
+
+	(void)c;
+	if (gw.audit == NULL)
+		return OUTCOME_OK;
+	events_base(&ev, m, direction, mid, from);
+	ev.kind = AUDIT_POLICY;
+	ev.verdict = VERDICT_POLICY;
+	ev.reason = r;
+	ev.detail = detail;
+	return audit_emit(gw.audit, &ev);
+}

@@ -1,0 +1,22 @@
+/*
+ * events: the daemon's audit records.  Each function describes one S/MIME
+ * event of a message (its envelope, Message-ID and From taken from the
+ * message context) and queues it to the audit writer.  With no AuditLog
+ * they do nothing and return OUTCOME_OK; OUTCOME_TEMP means the record
+ * could not be queued and OnAuditFailure is tempfail.
+ */
+#ifndef SMG_EVENTS_H
+#define SMG_EVENTS_H
+
+#include "../src/audit.h"
+#include "../src/keystore.h"
+#include "../src/verdict.h"
+#include "context.h"
+
+/* A signature was created with id. */
+enum outcome events_signed(const struct conn *, const struct msg *, const struct ks_identity *id);
+/* A policy decision without cryptography (missing key, missing certificate...). */
+enum outcome events_policy(const struct conn *, const struct msg *, const char *direction,
+			   enum reason, const char *detail);
+
+#endif
