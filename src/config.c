@@ -51,6 +51,11 @@ static const char *const digest_choices[] = {"sha256", "sha384", "sha512", NULL}
 static const char *const padding_choices[] = {"pkcs1", "pss", NULL};
 static const char *const audit_sync_choices[] = {"none", "interval", "every-record", NULL};
 static const char *const audit_failure_choices[] = {"tempfail", "continue", NULL};
+static const char *const encrypt_mode_choices[] = {"encrypt", "noencrypt", "if-cert", NULL};
+static const char *const missing_cert_choices[] = {"send-plain", "reject-recipient", "tempfail",
+						   "reject-message", NULL};
+static const char *const cipher_choices[] = {"aes256-cbc", "aes256-gcm", NULL};
+static const char *const rsa_enc_choices[] = {"pkcs1", "oaep", NULL};
 
 #define OFF(f) offsetof(struct config, f)
 
@@ -118,6 +123,52 @@ static const struct cfg_key config_keys[] = {
      "Milliseconds to wait for a Redis reply before going to the sources."},
     {"RedisKeyPrefix", CFG_STRING, OFF(redis_prefix), "smimegw:", NULL, 0, 0,
      "Prefix of every Redis key smimegw reads or writes."},
+
+    {"EncryptPolicy", CFG_PATH, OFF(encrypt_policy), "", NULL, 0, 0,
+     "Table of recipient address, @domain, .subdomain, group:NAME or * to encrypt, "
+     "noencrypt or if-cert."},
+    {"EncryptDefault", CFG_ENUM, OFF(encrypt_default), "if-cert", encrypt_mode_choices, 0, 0,
+     "What EncryptPolicy says for recipients it does not match."},
+    {"OnMissingRecipientCert", CFG_ENUM, OFF(on_missing_rcpt_cert), "reject-recipient",
+     missing_cert_choices, 0, 0,
+     "When a recipient whose policy is encrypt has no usable certificate: send-plain, "
+     "reject-recipient (550 5.7.1 at RCPT), tempfail or reject-message."},
+    {"EncryptCipher", CFG_ENUM, OFF(encrypt_cipher), "aes256-cbc", cipher_choices, 0, 0,
+     "aes256-cbc (EnvelopedData, widest support) or aes256-gcm (AuthEnvelopedData)."},
+    {"GcmDomains", CFG_LIST, OFF(gcm_domains), "", NULL, 0, 0,
+     "Recipient domains that get AES-256-GCM AuthEnvelopedData whatever EncryptCipher says "
+     "(all recipients of a message must be in them)."},
+    {"RsaEncryptionPadding", CFG_ENUM, OFF(rsa_encryption_padding), "pkcs1", rsa_enc_choices, 0,
+     0, "RSA key transport: pkcs1 (PKCS#1 v1.5) or oaep (RSA-OAEP with SHA-256)."},
+    {"EncryptedSubject", CFG_STRING, OFF(encrypted_subject), "", NULL, 0, 0,
+     "Subject to put on encrypted mail instead of the real one; empty keeps it."},
+    {"EncryptToSender", CFG_BOOL, OFF(encrypt_to_sender), "yes", NULL, 0, 0,
+     "Also encrypt to the sender's own certificate so the sender can read sent mail."},
+    {"RecipientCertDir", CFG_PATH, OFF(recipient_cert_dir), "", NULL, 0, 0,
+     "Directory of PEM or DER recipient certificates, indexed by their e-mail addresses."},
+    {"AllowUntrustedRecipientCerts", CFG_BOOL, OFF(allow_untrusted_rcpt_certs), "no", NULL, 0,
+     0, "Encrypt to recipient certificates that do not chain to TrustAnchors."},
+    {"CrlFile", CFG_PATH, OFF(crl_file), "", NULL, 0, 0,
+     "PEM file of certificate revocation lists checked for recipient and signer certificates."},
+
+    {"DecryptPolicy", CFG_PATH, OFF(decrypt_policy), "", NULL, 0, 0,
+     "Table of local recipient address, @domain, .subdomain, group:NAME or * to decrypt or "
+     "nodecrypt; without it every local user's mail is decrypted."},
+    {"OnDecryptFailure", CFG_ENUM, OFF(on_decrypt_failure), "accept", action_choices, 0, 0,
+     "When encrypted mail for a local user cannot be decrypted: accept (deliver unchanged, "
+     "result recorded), tempfail or reject."},
+    {"VerifySignatures", CFG_BOOL, OFF(verify_signatures), "yes", NULL, 0, 0,
+     "Verify signatures of inbound mail and add an Authentication-Results header."},
+    {"AuthservID", CFG_STRING, OFF(authserv_id), "", NULL, 0, 0,
+     "The authserv-id of our Authentication-Results headers; empty for the host name."},
+    {"HarvestCertificates", CFG_BOOL, OFF(harvest_certs), "yes", NULL, 0, 0,
+     "Keep certificates from verified inbound signatures as recipient certificates."},
+    {"HarvestDir", CFG_PATH, OFF(harvest_dir), "", NULL, 0, 0,
+     "Directory where harvested certificates are stored (persistent source)."},
+    {"SubjectTagFail", CFG_STRING, OFF(subject_tag_fail), "", NULL, 0, 0,
+     "Text put before the Subject of mail whose signature failed; empty for none."},
+    {"SubjectTagPass", CFG_STRING, OFF(subject_tag_pass), "", NULL, 0, 0,
+     "Text put before the Subject of mail whose signature verified; empty for none."},
 
     {"AuditLog", CFG_PATH, OFF(audit_log), "", NULL, 0, 0,
      "Audit log file (JSON lines with a hash chain); empty for none."},

@@ -65,6 +65,29 @@ struct config {
 	unsigned redis_command_timeout; /* RedisCommandTimeout, ms */
 	char *redis_prefix;	  /* RedisKeyPrefix */
 
+	/* Outbound encryption (issue 4). */
+	char *encrypt_policy;	  /* EncryptPolicy table file */
+	int encrypt_default;	  /* EncryptDefault: enum encrypt_mode */
+	int on_missing_rcpt_cert; /* OnMissingRecipientCert: enum missing_cert_action */
+	int encrypt_cipher;	  /* EncryptCipher: enum encrypt_cipher_choice */
+	struct strlist gcm_domains; /* GcmDomains: recipient domains that get AES-256-GCM */
+	int rsa_encryption_padding; /* RsaEncryptionPadding: 0 pkcs1, 1 oaep */
+	char *encrypted_subject;  /* EncryptedSubject, "" keeps the Subject */
+	int encrypt_to_sender;	  /* EncryptToSender */
+	char *recipient_cert_dir; /* RecipientCertDir */
+	int allow_untrusted_rcpt_certs; /* AllowUntrustedRecipientCerts */
+	char *crl_file;		  /* CrlFile */
+
+	/* Inbound (issue 5). */
+	char *decrypt_policy;	  /* DecryptPolicy table file */
+	enum action on_decrypt_failure; /* OnDecryptFailure */
+	int verify_signatures;	  /* VerifySignatures */
+	char *authserv_id;	  /* AuthservID, "" for the host name */
+	int harvest_certs;	  /* HarvestCertificates */
+	char *harvest_dir;	  /* HarvestDir: where harvested certificates are kept */
+	char *subject_tag_fail;	  /* SubjectTagFail, "" for none */
+	char *subject_tag_pass;	  /* SubjectTagPass, "" for none */
+
 	/* Audit log (issue 6). */
 	char *audit_log;	  /* AuditLog path, "" for none */
 	char *audit_node;	  /* AuditNode, "" for the host name */
@@ -80,6 +103,14 @@ struct config {
 enum sign_digest { SIGN_SHA256 = 0, SIGN_SHA384, SIGN_SHA512 };
 enum rsa_padding { RSA_PAD_PKCS1 = 0, RSA_PAD_PSS };
 enum audit_sync { AUDIT_SYNC_NONE = 0, AUDIT_SYNC_INTERVAL, AUDIT_SYNC_EVERY };
+enum encrypt_mode { ENCRYPT_MODE_ENCRYPT = 0, ENCRYPT_MODE_NO, ENCRYPT_MODE_IF_CERT };
+enum missing_cert_action {
+	MISSING_CERT_SEND_PLAIN = 0,
+	MISSING_CERT_REJECT_RECIPIENT,
+	MISSING_CERT_TEMPFAIL,
+	MISSING_CERT_REJECT_MESSAGE,
+};
+enum encrypt_cipher_choice { ENCRYPT_AES256_CBC = 0, ENCRYPT_AES256_GCM };
 enum audit_failure { AUDIT_FAIL_TEMPFAIL = 0, AUDIT_FAIL_CONTINUE };
 
 /* Reads and validates path; NULL with the error (file:line: key: why) in eb. */
