@@ -18,12 +18,8 @@
 
 #include "../src/config.h"
 #include "../src/log.h"
-#include "../src/mime.h"
-#include "../src/policy.h"
-#include "../src/signjob.h"
 #include "../src/xmalloc.h"
-#include "apply.h"
-#include "events.h"
+#include "outbound.h"
 #include "callbacks.h"
 #include "context.h"
 #include "gw.h"
@@ -113,107 +109,6 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 	return SMFIS_CONTINUE;
 }
 
-/*
- * Decides at MAIL FROM whether this message is to be signed and with which
- * identity; what happens without a key is decided at end of headers, once
- * it is known whether the message is signed already.
- */
-static void
-cb_sign_decide(struct conn *c, struct msg *m, const char *sender)
-{
-	struct policy_sign_decision d;
-	struct mailaddr addr;
-
-	policy_sign_decide(&c->rt->signcfg, sender, c->addr[0] != '\0' ? c->addr : NULL,
-			   m->auth_authen != NULL, &d);
-	qlog_debug(m->qid, "sign=%s: %s", d.sign ? "yes" : "no", d.reason);
-	if (!d.sign)
-		return;
-	m->sign = 1;
-	if (c->rt->ks != NULL && policy_addr_parse(sender, &addr) == 0)
-		m->signer_id = keystore_signer(c->rt->ks, addr.full, time(NULL));
-}
-
-/* At end of headers: opens the signing job, or applies OnMissingSigningKey. */
-static sfsistat
-cb_sign_begin(SMFICTX *ctx, struct conn *c, struct msg *m)
-{
-	const struct signer *signer;
-	struct errbuf eb;
-	enum mime_secured sec;
-
-	if ((sec = mime_secured(m->buf)) != MIME_SEC_NONE) {
-		qlog_info(m->qid, "from=<%s> already %s: not signed again", m->from,
-			  sec == MIME_SEC_SIGNED ? "signed" : "S/MIME protected");
-		m->sign = 0;
-		return SMFIS_CONTINUE;
-	}
-	if (m->signer_id == NULL) {
-		qlog_notice(m->qid, "from=<%s> has no usable signing key: %s", m->from,
-			    c->cfg->on_missing_signing_key == ACTION_ACCEPT ? "sent unsigned"
-									    : "refused");
-		m->sign = 0;
-		if (events_policy(c, m, "outbound", REASON_MISSING_SIGNING_KEY,
-				  c->cfg->on_missing_signing_key == ACTION_ACCEPT ? "sent unsigned"
-										  : "refused") !=
-		    OUTCOME_OK) {
-			m->passed = 1;
-			return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_AUDIT, NULL);
-		}
-		if (c->cfg->on_missing_signing_key == ACTION_ACCEPT)
-			return SMFIS_CONTINUE;
-		m->passed = 1;
-		return reply_action(ctx, m->qid, c->cfg->on_missing_signing_key,
-				    REPLY_NO_SIGNING_KEY, NULL);
-	}
-	if (runtime_signer(c->rt, m->signer_id, ks_identity_user(m->signer_id), time(NULL),
-			   &signer, &eb) != OUTCOME_OK ||
-	    signjob_new(signer, m->buf, &m->signjob, &eb) != OUTCOME_OK) {
-		qlog_warnx(m->qid, "cannot start signing: %s", eb.msg);
-		m->passed = 1;
-		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
-	}
-	return SMFIS_CONTINUE;
-}
-
-/* At end of message: completes the signature and hands the result to the MTA. */
-static sfsistat
-cb_sign_finish(SMFICTX *ctx, struct conn *c, struct msg *m)
-{
-	struct signjob_info info;
-	struct rewrite *rw = NULL;
-	struct errbuf eb;
-	sfsistat rc = SMFIS_CONTINUE;
-
-	if (signjob_finish(m->signjob, &rw, &info, &eb) != OUTCOME_OK) {
-		qlog_warnx(m->qid, "signing failed: %s", eb.msg);
-		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
-		goto out;
-	}
-	/* The record is queued before the MTA sees the change: no signature without a record. */
-	if (events_signed(c, m, m->signer_id) != OUTCOME_OK) {
-		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_AUDIT, NULL);
-		goto out;
-	}
-	if (apply_rewrite(ctx, rw, c->leadspc, m->qid) == -1) {
-		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_INTERNAL, NULL);
-		goto out;
-	}
-	qlog_info(m->qid,
-		  "from=<%s> nrcpt=%zu size=%zu action=sign signer=%s digest=%s%s sig=%zu "
-		  "out=%zu",
-		  m->from, m->rcpts.n, msgbuf_len(m->buf), ks_identity_fingerprint(m->signer_id),
-		  sign_micalg((enum sign_digest)c->cfg->sign_digest),
-		  info.reencoded ? (info.fallback ? " reencoded=whole-body" : " reencoded=parts")
-				 : "",
-		  info.sig_len, info.body_len);
-	if (info.unfixable != 0)
-		qlog_warnx(m->qid, "8-bit bytes in Content-* header fields were signed as they are");
-out:
-	rewrite_free(rw);
-	return rc;
-}
-
 static sfsistat
 cb_envfrom(SMFICTX *ctx, char **argv)
 {
@@ -243,7 +138,7 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 				m->size_hint = v > SIZE_MAX ? SIZE_MAX : (size_t)v;
 		}
 	}
-	cb_sign_decide(c, m, argv[0] != NULL ? argv[0] : "");
+	outbound_envfrom(c, m, argv[0] != NULL ? argv[0] : "");
 	limit = c->cfg->max_message_size;
 	if (m->size_hint > limit) {
 		qlog_info(m->qid, "declared SIZE=%zu exceeds MaximumMessageSize %zu",
@@ -260,6 +155,8 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct conn *c = cb_conn(ctx);
 	struct msg *m;
+	sfsistat rc;
+	char *rcpt;
 
 	if (c == NULL || (m = c->msg) == NULL)
 		return SMFIS_TEMPFAIL;
@@ -267,8 +164,13 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 	if (m->rcpts.n >= MAX_RCPTS)
 		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_RESOURCE,
 				    "too many recipients");
+	rcpt = cb_strip_angles(argv[0] != NULL ? argv[0] : "");
+	if ((rc = outbound_rcpt(ctx, c, m, rcpt)) != SMFIS_CONTINUE) {
+		free(rcpt);
+		return rc;
+	}
 	m->rcpts.v = xreallocarray(m->rcpts.v, m->rcpts.n + 1, sizeof(*m->rcpts.v));
-	m->rcpts.v[m->rcpts.n++] = cb_strip_angles(argv[0] != NULL ? argv[0] : "");
+	m->rcpts.v[m->rcpts.n++] = rcpt;
 	return SMFIS_CONTINUE;
 }
 
@@ -313,9 +215,7 @@ cb_eoh(SMFICTX *ctx)
 	cb_update_qid(ctx, m);
 	if (msgbuf_end_headers(m->buf) == -1)
 		return cb_oversize(ctx, c, m);
-	if (m->sign)
-		return cb_sign_begin(ctx, c, m);
-	return SMFIS_CONTINUE;
+	return outbound_eoh(ctx, c, m);
 }
 
 static sfsistat
@@ -330,15 +230,7 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL);
 	if (msgbuf_add_body(m->buf, chunk, len) == -1)
 		return cb_oversize(ctx, c, m);
-	if (m->signjob != NULL) {
-		struct errbuf eb;
-
-		if (signjob_body(m->signjob, chunk, len, &eb) != OUTCOME_OK) {
-			qlog_warnx(m->qid, "signing failed: %s", eb.msg);
-			return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
-		}
-	}
-	return SMFIS_CONTINUE;
+	return outbound_body(ctx, c, m, chunk, len);
 }
 
 static sfsistat
@@ -347,6 +239,7 @@ cb_eom(SMFICTX *ctx)
 	struct conn *c = cb_conn(ctx);
 	struct msg *m;
 	sfsistat rc = SMFIS_CONTINUE;
+	int handled = 0;
 
 	if (c == NULL || (m = c->msg) == NULL || m->buf == NULL)
 		return SMFIS_TEMPFAIL;
@@ -359,24 +252,18 @@ cb_eom(SMFICTX *ctx)
 		rc = cb_oversize(ctx, c, m);
 		goto out;
 	}
-	if (m->signjob == NULL && m->sign) {
-		/* No end-of-headers callback came: digest the whole body now. */
-		struct errbuf eb;
-
-		if ((rc = cb_sign_begin(ctx, c, m)) != SMFIS_CONTINUE)
+	if (m->signjob == NULL && (m->sign || m->enc_mode == ENC_ENCRYPT)) {
+		/* No end-of-headers callback came: open the job and digest the whole body now. */
+		if ((rc = outbound_eoh(ctx, c, m)) != SMFIS_CONTINUE)
 			goto out;
-		if (m->signjob != NULL &&
-		    signjob_body(m->signjob, msgbuf_data(m->buf) + msgbuf_body_offset(m->buf),
-				 msgbuf_body_len(m->buf), &eb) != OUTCOME_OK) {
-			qlog_warnx(m->qid, "signing failed: %s", eb.msg);
-			rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CRYPTO, NULL);
+		if ((rc = outbound_body(ctx, c, m,
+					msgbuf_data(m->buf) + msgbuf_body_offset(m->buf),
+					msgbuf_body_len(m->buf))) != SMFIS_CONTINUE)
 			goto out;
-		}
 	}
-	if (m->signjob != NULL) {
-		rc = cb_sign_finish(ctx, c, m);
+	rc = outbound_eom(ctx, c, m, &handled);
+	if (handled)
 		goto out;
-	}
 	qlog_info(m->qid, "from=<%s> nrcpt=%zu size=%zu headers=%zu action=pass", m->from,
 		  m->rcpts.n, msgbuf_len(m->buf), msgbuf_header_count(m->buf));
 out:

@@ -56,6 +56,11 @@ conn_msg_end(struct conn *c)
 	free(m->rcpts.v);
 	free(m->auth_authen);
 	signjob_free(m->signjob);
+	sk_X509_pop_free(m->enc_certs, X509_free);
+	for (i = 0; i < m->enc_for.n; i++)
+		free(m->enc_for.v[i]);
+	free(m->enc_for.v);
+	free(m->reject_rcpt);
 	msgbuf_free(m->buf);
 	free(m);
 	c->msg = NULL;

@@ -11,6 +11,8 @@
 #include <stddef.h>
 
 #include "../src/config.h"
+#include <openssl/x509.h>
+
 #include "../src/keystore.h"
 #include "../src/msgbuf.h"
 #include "../src/signjob.h"
@@ -31,7 +33,17 @@ struct msg {
 	int sign;			  /* policy says sign this message */
 	const struct ks_identity *signer_id; /* newest valid signing identity, or NULL */
 	struct signjob *signjob;	  /* open while the body streams in */
+
+	/* Outbound encryption, decided recipient by recipient at RCPT time. */
+	int outbound;			  /* sender is ours and the client trusted/authenticated */
+	int enc_mode;			  /* ENC_UNDECIDED, ENC_ENCRYPT or ENC_PLAIN */
+	int enc_forced_plain;		  /* OnMissingRecipientCert send-plain was applied */
+	STACK_OF(X509) *enc_certs;	  /* one certificate per encrypted recipient */
+	struct strlist enc_for;		  /* the recipient each certificate is for */
+	char *reject_rcpt;		  /* reject-message: the recipient without a certificate */
 };
+
+enum { ENC_UNDECIDED = 0, ENC_ENCRYPT, ENC_PLAIN };
 
 struct conn {
 	struct runtime *rt;	  /* the snapshot this connection started with (pinned) */

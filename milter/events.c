@@ -87,6 +87,29 @@ events_signed(const struct conn *c, const struct msg *m, const struct ks_identit
 }
 
 enum outcome
+events_encrypted(const struct conn *c, const struct msg *m, X509 *cert, const char *recipient,
+		 const char *cipher, const char *keytrans)
+{
+	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX];
+	struct audit_event ev;
+	struct audit_cert ac;
+
+	(void)c;
+	if (gw.audit == NULL)
+		return OUTCOME_OK;
+	events_base(&ev, m, "outbound", mid, from);
+	ev.kind = AUDIT_ENCRYPT;
+	audit_cert_fill(&ac, cert);
+	audit_event_set_cert(&ev, &ac);
+	ev.recipient = recipient;
+	ev.content_alg = cipher;
+	ev.detail = keytrans; /* key transport or agreement */
+	ev.verdict = VERDICT_PASS;
+	ev.reason = REASON_OK;
+	return audit_emit(gw.audit, &ev);
+}
+
+enum outcome
 events_policy(const struct conn *c, const struct msg *m, const char *direction, enum reason r,
 	      const char *detail)
 {

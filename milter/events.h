@@ -15,6 +15,9 @@
 
 /* A signature was created with id. */
 enum outcome events_signed(const struct conn *, const struct msg *, const struct ks_identity *id);
+/* The message was encrypted to cert for recipient. */
+enum outcome events_encrypted(const struct conn *, const struct msg *, X509 *cert,
+			      const char *recipient, const char *cipher, const char *keytrans);
 /* A policy decision without cryptography (missing key, missing certificate...). */
 enum outcome events_policy(const struct conn *, const struct msg *, const char *direction,
 			   enum reason, const char *detail);

@@ -27,6 +27,13 @@ static const struct reply_text reply_texts[] = {
 			      "No usable S/MIME signing key for the sender; ask your mail "
 			      "administrator to import one"},
     [REPLY_CRYPTO] = {"451", "4.7.0", "554", "5.7.0", "S/MIME processing failed"},
+    [REPLY_NO_RCPT_CERT] = {"450", "4.7.1", "550", "5.7.1",
+			    "No S/MIME certificate is known for this recipient"},
+    [REPLY_MIXED_RCPT] = {"450", "4.7.1", "450", "4.7.1",
+			  "Recipient needs different S/MIME treatment than the earlier recipients "
+			  "of this message"},
+    [REPLY_CERT_LOOKUP] = {"451", "4.7.1", "451", "4.7.1",
+			   "S/MIME certificate lookup failed temporarily"},
     [REPLY_AUDIT] = {"451", "4.3.0", "451", "4.3.0", "S/MIME gateway cannot write its audit log"},
 };
 

@@ -19,6 +19,9 @@ enum reply_reason {
 	REPLY_NO_SIGNING_KEY, /* the sender should sign but has no usable key */
 	REPLY_CRYPTO,	 /* signing or encryption failed */
 	REPLY_AUDIT,	 /* the audit log cannot be written (OnAuditFailure tempfail) */
+	REPLY_NO_RCPT_CERT, /* a recipient whose policy is encrypt has no certificate */
+	REPLY_MIXED_RCPT,   /* encrypted and unencrypted recipients in one message */
+	REPLY_CERT_LOOKUP,  /* a certificate source failed */
 };
 
 /*

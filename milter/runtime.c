@@ -8,9 +8,131 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/cert.h"
 #include "../src/log.h"
 #include "../src/xmalloc.h"
 #include "runtime.h"
+
+const struct policy_word runtime_encrypt_words[] = {
+    {"encrypt", ENCRYPT_MODE_ENCRYPT},
+    {"noencrypt", ENCRYPT_MODE_NO},
+    {"if-cert", ENCRYPT_MODE_IF_CERT},
+    {NULL, 0},
+};
+
+/* Whether cert may carry mail for addr now (used at cache fill and at use). */
+static int
+runtime_cert_usable(const struct runtime *rt, const char *addr, X509 *cert, time_t now)
+{
+	struct errbuf eb;
+
+	if (!(cert_purposes(cert) & CERT_ENCRYPT) || !cert_has_email(cert, addr))
+		return 0;
+	if (cert_not_before(cert) > now || cert_not_after(cert) < now)
+		return 0;
+	if (encrypt_check_cert(cert, &eb) != OUTCOME_OK)
+		return 0;
+	if (rt->cfg->allow_untrusted_rcpt_certs)
+		return 1;
+	return rt->trust != NULL &&
+	       trust_verify(rt->trust, cert, NULL, now, TRUST_PURPOSE_SMIME_ENCRYPT, &eb) == TRUST_OK;
+}
+
+static int
+runtime_validate(void *arg, const char *addr, X509 *cert)
+{
+	return runtime_cert_usable(arg, addr, cert, time(NULL));
+}
+
+X509 *
+runtime_pick_rcpt_cert(const struct runtime *rt, const char *addr, STACK_OF(X509) *certs,
+		       time_t now)
+{
+	X509 *best = NULL;
+	int i;
+
+	for (i = 0; certs != NULL && i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+
+		if (!runtime_cert_usable(rt, addr, x, now))
+			continue;
+		if (best == NULL || cert_not_before(x) > cert_not_before(best))
+			best = x;
+	}
+	return best;
+}
+
+/* Certificate source: the key store's encryption certificates of local users. */
+static enum outcome
+runtime_ks_lookup(void *arg, const char *addr, STACK_OF(X509) **out, struct errbuf *eb)
+{
+	const struct runtime *rt = arg;
+	const struct ks_identity *const *hist;
+	size_t i, n = 0;
+
+	(void)eb;
+	*out = NULL;
+	if (rt->ks == NULL || (hist = keystore_history(rt->ks, addr, &n)) == NULL)
+		return OUTCOME_OK;
+	for (i = 0; i < n; i++) {
+		X509 *x = ks_identity_cert(hist[i]);
+
+		if (!(ks_identity_purposes(hist[i]) & CERT_ENCRYPT))
+			continue;
+		if (*out == NULL)
+			*out = sk_X509_new_null();
+		X509_up_ref(x);
+		sk_X509_push(*out, x);
+	}
+	return OUTCOME_OK;
+}
+
+/* Builds the encryption half: policy table, encryptor, certificate cache and its sources. */
+static int
+runtime_load_encryption(struct runtime *rt, struct errbuf *eb)
+{
+	struct config *cfg = rt->cfg;
+	struct certsource src;
+	struct errbuf why;
+
+	if (*cfg->encrypt_policy != '\0' &&
+	    (rt->encpol = policy_table_load(cfg->encrypt_policy, runtime_encrypt_words, rt->groups,
+					    &why)) == NULL) {
+		err_set(eb, "EncryptPolicy: %s", why.msg);
+		return -1;
+	}
+	if (encryptor_new(&rt->enc, &why) != OUTCOME_OK) {
+		err_set(eb, "encryption: %s", why.msg);
+		return -1;
+	}
+	if ((rt->cc = certcache_new(cfg, &why)) == NULL) {
+		err_set(eb, "Redis: %s", why.msg);
+		return -1;
+	}
+	certcache_set_validator(rt->cc, runtime_validate, rt);
+	src.name = "keystore";
+	src.lookup = runtime_ks_lookup;
+	src.arg = rt;
+	certcache_add_source(rt->cc, &src);
+	if (*cfg->recipient_cert_dir != '\0') {
+		if ((rt->rcptdir = certdir_new(cfg->recipient_cert_dir, &why)) == NULL) {
+			err_set(eb, "RecipientCertDir: %s", why.msg);
+			return -1;
+		}
+		src = certdir_source(rt->rcptdir);
+		certcache_add_source(rt->cc, &src);
+	}
+	if (*cfg->harvest_dir != '\0') {
+		if ((rt->harvestdir = certdir_new(cfg->harvest_dir, &why)) == NULL) {
+			err_set(eb, "HarvestDir: %s", why.msg);
+			return -1;
+		}
+		src = certdir_source(rt->harvestdir);
+		src.name = "harvest";
+		certcache_add_source(rt->cc, &src);
+	}
+	return 0;
+}
 
 struct runtime_signer {
 	const struct ks_identity *id;
@@ -57,6 +179,8 @@ runtime_new(struct config *cfg, struct errbuf *eb)
 		err_set(eb, "SignPolicy: %s", why.msg);
 		goto fail;
 	}
+	if (runtime_load_encryption(rt, eb) == -1)
+		goto fail;
 	rt->signcfg.internal = rt->internal;
 	rt->signcfg.trusted = rt->trusted;
 	rt->signcfg.table = rt->signpol;
@@ -159,6 +283,11 @@ runtime_unref(struct runtime *rt)
 		signer_free(rt->signers[i].signer);
 	free(rt->signers);
 	pthread_mutex_destroy(&rt->signers_lock);
+	certcache_free(rt->cc);
+	certdir_free(rt->harvestdir);
+	certdir_free(rt->rcptdir);
+	encryptor_free(rt->enc);
+	policy_table_free(rt->encpol);
 	policy_table_free(rt->signpol);
 	policy_groups_free(rt->groups);
 	netlist_free(rt->trusted);

@@ -12,7 +12,10 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include "../cache/certcache.h"
+#include "../cache/certdir.h"
 #include "../src/config.h"
+#include "../src/encrypt.h"
 #include "../src/keystore.h"
 #include "../src/netlist.h"
 #include "../src/policy.h"
@@ -29,6 +32,13 @@ struct runtime {
 	struct policy_groups *groups; /* NULL without GroupFile */
 	struct policy_table *signpol; /* NULL without SignPolicy */
 	struct policy_signcfg signcfg;
+
+	/* Outbound encryption. */
+	struct policy_table *encpol;  /* NULL without EncryptPolicy */
+	struct encryptor *enc;
+	struct certdir *rcptdir;      /* NULL without RecipientCertDir */
+	struct certdir *harvestdir;   /* NULL without HarvestDir */
+	struct certcache *cc;	      /* recipient certificates: LRU, Redis, sources */
 
 	/* Signers made on first use, one per signing identity (see runtime_signer). */
 	pthread_mutex_t signers_lock;
@@ -53,6 +63,17 @@ struct runtime *runtime_new(struct config *cfg, struct errbuf *eb);
  */
 enum outcome runtime_signer(struct runtime *, const struct ks_identity *, const char *addr,
 			    time_t now, const struct signer **out, struct errbuf *);
+
+/* EncryptPolicy action values (policy_table_lookup results). */
+extern const struct policy_word runtime_encrypt_words[];
+
+/*
+ * The certificate to encrypt to for addr among certs: valid now, allowing
+ * encryption, naming addr, chaining to the trust anchors (unless
+ * AllowUntrustedRecipientCerts), the newest such; NULL if none qualifies.
+ */
+X509 *runtime_pick_rcpt_cert(const struct runtime *, const char *addr, STACK_OF(X509) *certs,
+			     time_t now);
 
 /* Takes a reference. */
 struct runtime *runtime_ref(struct runtime *);

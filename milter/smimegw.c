@@ -162,6 +162,8 @@ main(int argc, char **argv)
 	int drop = 0, wrote_pid = 0;
 
 	privs_no_core();
+	/* hiredis writes with write(2): a Redis that dies mid-write must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt(argc, argv, "c:fnp:Vh")) != -1) {
 		switch (ch) {
 		case 'c':

@@ -170,7 +170,7 @@ for mid in "<presigned-1@example.org>" "<plain-nokey@example.org>" "<plain-ext@e
 done
 "$PYTHON3" "$SMG_SRCDIR/tests/lib/sinkbody.py" compare "$PF_SINK_DIR" "$DATA/presigned.eml" ||
 	die "an already-signed message was changed"
-grep -q "already signed: not signed again" "$SMG_WORK/smimegw.log" || die "no log line for presigned"
+grep -q "already signed: not signed or encrypted again" "$SMG_WORK/smimegw.log" || die "no log line for presigned"
 grep -q "from=<nokey@example.org> has no usable signing key: sent unsigned" "$SMG_WORK/smimegw.log" ||
 	die "no log line for the keyless sender"
 grep -q "action=sign signer=$(pki_fp alice-sign) digest=sha-256" "$SMG_WORK/smimegw.log" ||

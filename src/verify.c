@@ -1,0 +1,769 @@
+/*
+ * verify: inbound signature verification, layer by layer.  See verify.h.
+ *
+ * The signature check is done with the CMS building blocks rather than
+ * CMS_verify so that each check can be told apart: CMS_SignerInfo_verify
+ * (signature over the signed attributes: bad-signature) and
+ * CMS_SignerInfo_verify_content (message digest over the exact bytes:
+ * content-mismatch).  The chain is checked by trust_verify, separately at
+ * the signing time and at the verification time.  The bytes verified are
+ * the ones in the buffer: nothing is canonicalised, except one retry with
+ * the other line-ending form (CRLF -> LF for signers that hashed LF text;
+ * bare LF -> CRLF for LF content such as NSS's nested opaque test data).
+ */
+#include "autoconf.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/cms.h>
+#include <openssl/err.h>
+
+#include "b64.h"
+#include "mime.h"
+#include "verify.h"
+#include "xmalloc.h"
+
+struct vctx {
+	const struct trust *trust;
+	const char *from; /* NULL: no From check */
+	time_t now;
+	struct verify_result *res;
+};
+
+static void verify_part(struct vctx *, const void *ct, size_t ctlen, const void *cte, size_t ctelen,
+                        const unsigned char *body, size_t bodylen, unsigned depth);
+
+/* --- raw entities ---------------------------------------------------------- */
+
+/* Length of the line break at p (CRLF or LF), 0 if none. */
+static size_t
+eol_len(const unsigned char *p, size_t left)
+{
+	if (left >= 2 && p[0] == '\r' && p[1] == '\n')
+		return 2;
+	if (left >= 1 && p[0] == '\n')
+		return 1;
+	return 0;
+}
+
+int
+entity_parse(const void *vp, size_t n, struct entity *e)
+{
+	const unsigned char *p = vp;
+	size_t i = 0;
+
+	memset(e, 0, sizeof(*e));
+	while (i < n) {
+		size_t el = eol_len(p + i, n - i), start = i, colon, end;
+
+		if (el) { /* blank line: the body follows */
+			e->body = p + i + el;
+			e->bodylen = n - i - el;
+			return 0;
+		}
+		if (e->nf == ENTITY_MAX_FIELDS)
+			return -1;
+		/* One field: through every continuation line. */
+		for (colon = i; colon < n && p[colon] != ':' && p[colon] != '\n'; colon++)
+			;
+		if (colon == n || p[colon] != ':' || colon == i)
+			return -1;
+		end = colon;
+		for (;;) {
+			while (end < n && p[end] != '\n')
+				end++;
+			if (end == n)
+				return -1;
+			end++; /* past LF */
+			if (end < n && (p[end] == ' ' || p[end] == '\t'))
+				continue;
+			break;
+		}
+		e->f[e->nf].name = p + start;
+		e->f[e->nf].nlen = colon - start;
+		e->f[e->nf].value = p + colon + 1;
+		e->f[e->nf].vlen =
+		    end - colon - 1 - (end - 2 > colon && p[end - 2] == '\r' ? 2 : 1);
+		e->f[e->nf].whole = p + start;
+		e->f[e->nf].wlen = end - start;
+		e->nf++;
+		i = end;
+	}
+	return -1;
+}
+
+const struct entity_field *
+entity_field_find(const struct entity *e, const char *name)
+{
+	size_t i, len = strlen(name);
+
+	for (i = 0; i < e->nf; i++)
+		if (e->f[i].nlen == len && strncasecmp((const char *)e->f[i].name, name, len) == 0)
+			return &e->f[i];
+	return NULL;
+}
+
+/* Whether the value (n bytes) is the token tok, ignoring case and surrounding blanks. */
+static int
+value_is(const void *vp, size_t n, const char *tok)
+{
+	const unsigned char *p = vp;
+	size_t len = strlen(tok);
+
+	while (n && isspace(*p))
+		p++, n--;
+	while (n && (isspace(p[n - 1]) || p[n - 1] == ';'))
+		n--;
+	return n == len && strncasecmp((const char *)p, tok, len) == 0;
+}
+
+unsigned char *
+entity_decode_body(const void *cte, size_t ctelen, const void *vbody, size_t n, size_t max,
+                   size_t *outlen)
+{
+	const unsigned char *body = vbody;
+	unsigned char *out = NULL;
+	size_t i = 0, len;
+	int b64;
+
+	*outlen = 0;
+	while (i < n && isspace(body[i]))
+		i++;
+	if (i == n)
+		return NULL;
+	if (cte != NULL && value_is(cte, ctelen, "base64"))
+		b64 = 1;
+	else
+		b64 = body[i] != 0x30;
+	if (b64) {
+		if ((n - i) / 4 * 3 > max + 3)
+			return NULL;
+		out = xmalloc((n - i) / 4 * 3 + 3);
+		len = b64_decode(body + i, n - i, out);
+	} else {
+		if (n - i > max)
+			return NULL;
+		out = xmalloc(n - i);
+		memcpy(out, body + i, n - i);
+		len = n - i;
+	}
+	if (len == 0 || len > max) {
+		free(out);
+		return NULL;
+	}
+	*outlen = len;
+	return out;
+}
+
+int
+entity_names_p7m(const void *vp, size_t n)
+{
+	const char *p = vp;
+	size_t i;
+
+	for (i = 0; i + 9 <= n; i++)
+		if (strncasecmp(p + i, "smime.p7m", 9) == 0)
+			return 1;
+	return 0;
+}
+
+/* --- helpers ------------------------------------------------------------------ */
+
+int
+verify_from_addr(const char *from, char *out, size_t outsz)
+{
+	const char *lt, *gt, *s, *e;
+	size_t len;
+
+	if (from == NULL)
+		return -1;
+	lt = strrchr(from, '<');
+	if (lt != NULL && (gt = strchr(lt, '>')) != NULL) {
+		s = lt + 1;
+		e = gt;
+	} else {
+		s = from;
+		e = from + strlen(from);
+	}
+	while (s < e && isspace((unsigned char)*s))
+		s++;
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	len = (size_t)(e - s);
+	if (len == 0 || len >= outsz || memchr(s, '@', len) == NULL)
+		return -1;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return 0;
+}
+
+static void
+free_upto(BIO *f, BIO *upto)
+{
+	while (f != NULL && f != upto) {
+		BIO *t = BIO_pop(f);
+		BIO_free(f);
+		f = t;
+	}
+}
+
+/* Runs the content through the signer's digest; 1 if it matches. */
+static int
+content_matches(CMS_ContentInfo *cms, CMS_SignerInfo *si, const unsigned char *p, size_t n)
+{
+	BIO *mem = NULL, *chain = NULL;
+	unsigned char buf[4096];
+	int r = 0;
+
+	if (n > INT_MAX)
+		return 0;
+	mem = BIO_new_mem_buf(p, (int)n);
+	if (mem == NULL || (chain = CMS_dataInit(cms, mem)) == NULL)
+		goto out;
+	while (BIO_read(chain, buf, sizeof(buf)) > 0)
+		;
+	r = CMS_SignerInfo_verify_content(si, chain) == 1;
+out:
+	free_upto(chain, mem);
+	BIO_free(mem);
+	ERR_clear_error();
+	return r;
+}
+
+/*
+ * The other line-ending form of p: CRLF -> LF when p has CRLF, else bare
+ * LF -> CRLF (the canonical form) when p has bare LF; NULL if neither.
+ */
+static unsigned char *
+other_eol(const unsigned char *p, size_t n, size_t *outlen)
+{
+	unsigned char *out;
+	size_t i, o = 0, bare = 0;
+
+	if (n >= 2 && memmem(p, n, "\r\n", 2) != NULL) {
+		out = xmalloc(n);
+		for (i = 0; i < n; i++)
+			if (!(p[i] == '\r' && i + 1 < n && p[i + 1] == '\n'))
+				out[o++] = p[i];
+		*outlen = o;
+		return out;
+	}
+	for (i = 0; i < n; i++)
+		if (p[i] == '\n')
+			bare++;
+	if (bare == 0 || n > SIZE_MAX - bare)
+		return NULL;
+	out = xmalloc(n + bare);
+	for (i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			out[o++] = '\r';
+		out[o++] = p[i];
+	}
+	*outlen = o;
+	return out;
+}
+
+static void
+alg_name(const X509_ALGOR *a, char *out, size_t outsz)
+{
+	int nid;
+
+	out[0] = '\0';
+	if (a == NULL)
+		return;
+	nid = OBJ_obj2nid(a->algorithm);
+	if (nid != NID_undef)
+		snprintf(out, outsz, "%s", OBJ_nid2sn(nid));
+	else
+		OBJ_obj2txt(out, (int)outsz, a->algorithm, 1);
+}
+
+static time_t
+signing_time(CMS_SignerInfo *si)
+{
+	int idx = CMS_signed_get_attr_by_NID(si, NID_pkcs9_signingTime, -1);
+	X509_ATTRIBUTE *a;
+	ASN1_TYPE *t;
+	struct tm tm;
+
+	if (idx < 0 || (a = CMS_signed_get_attr(si, idx)) == NULL ||
+	    (t = X509_ATTRIBUTE_get0_type(a, 0)) == NULL)
+		return (time_t)-1;
+	if (t->type != V_ASN1_UTCTIME && t->type != V_ASN1_GENERALIZEDTIME)
+		return (time_t)-1;
+	if (!ASN1_TIME_to_tm(t->value.asn1_string, &tm))
+		return (time_t)-1;
+	return timegm(&tm);
+}
+
+/*
+ * The certificate an sMIMEEncryptionKeyPreference attribute (RFC 8551
+ * 2.5.3) points at, among the message's certificates; NULL if none.
+ */
+static X509 *
+enc_pref_cert(CMS_SignerInfo *si, STACK_OF(X509) * certs)
+{
+	int idx = CMS_signed_get_attr_by_NID(si, NID_id_smime_aa_encrypKeyPref, -1);
+	X509_ATTRIBUTE *a;
+	ASN1_TYPE *t;
+	unsigned char *der = NULL;
+	const unsigned char *p, *q;
+	long len;
+	int dlen, tag, cls, i;
+	X509_NAME *name = NULL;
+	ASN1_INTEGER *serial = NULL;
+	X509 *found = NULL;
+
+	if (idx < 0 || certs == NULL || (a = CMS_signed_get_attr(si, idx)) == NULL ||
+	    (t = X509_ATTRIBUTE_get0_type(a, 0)) == NULL || (dlen = i2d_ASN1_TYPE(t, &der)) <= 0)
+		goto out;
+	p = der;
+	if (ASN1_get_object(&p, &len, &tag, &cls, dlen) & 0x80 || cls != V_ASN1_CONTEXT_SPECIFIC)
+		goto out;
+	if (tag == 0) { /* issuerAndSerialNumber */
+		q = p;
+		if ((name = d2i_X509_NAME(NULL, &q, len)) == NULL ||
+		    (serial = d2i_ASN1_INTEGER(NULL, &q, len - (q - p))) == NULL)
+			goto out;
+		for (i = 0; i < sk_X509_num(certs); i++) {
+			X509 *c = sk_X509_value(certs, i);
+			if (X509_NAME_cmp(X509_get_issuer_name(c), name) == 0 &&
+			    ASN1_INTEGER_cmp(X509_get0_serialNumber(c), serial) == 0) {
+				found = c;
+				break;
+			}
+		}
+	} else if (tag == 2) { /* subjectAltKeyIdentifier */
+		for (i = 0; i < sk_X509_num(certs); i++) {
+			const ASN1_OCTET_STRING *k = cert_skid(sk_X509_value(certs, i));
+			if (k != NULL && k->length == len && memcmp(k->data, p, (size_t)len) == 0) {
+				found = sk_X509_value(certs, i);
+				break;
+			}
+		}
+	}
+	if (found != NULL)
+		X509_up_ref(found);
+out:
+	X509_NAME_free(name);
+	ASN1_INTEGER_free(serial);
+	OPENSSL_free(der);
+	ERR_clear_error();
+	return found;
+}
+
+static enum reason
+chain_reason(enum trust_status st)
+{
+	switch (st) {
+	case TRUST_OK:
+		return REASON_OK;
+	case TRUST_EXPIRED:
+		return REASON_EXPIRED;
+	case TRUST_NOT_YET_VALID:
+		return REASON_NOT_YET_VALID;
+	case TRUST_REVOKED:
+		return REASON_REVOKED;
+	default:
+		return REASON_UNTRUSTED_CHAIN;
+	}
+}
+
+/* Fills the signer fields of L from cert. */
+static void
+layer_signer(struct verify_layer *L, X509 *cert)
+{
+	char **emails;
+
+	X509_up_ref(cert);
+	L->signer = cert;
+	L->subject = cert_subject(cert);
+	L->issuer = cert_issuer(cert);
+	L->serial = cert_serial_hex(cert);
+	cert_fingerprint(cert, L->fingerprint);
+	L->not_after = cert_not_after(cert);
+	emails = cert_emails(cert, NULL);
+	if (emails[0] != NULL)
+		snprintf(L->email, sizeof(L->email), "%s", emails[0]);
+	cert_strv_free(emails);
+}
+
+/*
+ * Checks one CMS SignedData blob.  detached (may be NULL) is the signed
+ * content of a multipart/signed; otherwise the embedded content is used
+ * and returned in *inner (pointing into *cmsp, which the caller frees).
+ */
+static void
+check_cms(struct vctx *c, struct verify_layer *L, const unsigned char *der, size_t derlen,
+          const unsigned char *detached, size_t dlen, unsigned depth, CMS_ContentInfo **cmsp,
+          const unsigned char **inner, size_t *innerlen)
+{
+	const unsigned char *p = der;
+	CMS_ContentInfo *cms = NULL;
+	STACK_OF(CMS_SignerInfo) * sis;
+	STACK_OF(X509) *certs = NULL;
+	CMS_SignerInfo *si;
+	X509 *signer = NULL;
+	X509_ALGOR *pdig = NULL, *psig = NULL;
+	ASN1_OCTET_STRING **pos;
+	const unsigned char *content;
+	size_t clen;
+	struct errbuf detail;
+	char addr[256];
+
+	*inner = NULL;
+	*innerlen = 0;
+	L->verdict = VERDICT_PERMERROR;
+	L->reason = L->sig_reason = REASON_MALFORMED;
+	L->signature = CHECK_FAIL;
+	L->signing_time = (time_t)-1;
+	if (derlen > LONG_MAX || (cms = d2i_CMS_ContentInfo(NULL, &p, (long)derlen)) == NULL)
+		goto out;
+	*cmsp = cms;
+	if (OBJ_obj2nid(CMS_get0_type(cms)) != NID_pkcs7_signed)
+		goto out;
+	sis = CMS_get0_SignerInfos(cms);
+	if (sis == NULL || sk_CMS_SignerInfo_num(sis) < 1 ||
+	    sk_CMS_SignerInfo_num(sis) > VERIFY_MAX_SIGNERS)
+		goto out;
+	pos = CMS_get0_content(cms);
+	if (detached != NULL) {
+		content = detached;
+		clen = dlen;
+	} else if (pos != NULL && *pos != NULL) {
+		content = (*pos)->data;
+		clen = (size_t)(*pos)->length;
+		*inner = content;
+		*innerlen = clen;
+	} else
+		goto out; /* opaque without content */
+	certs = CMS_get1_certs(cms);
+	CMS_set1_signers_certs(cms, NULL, 0);
+	ERR_clear_error();
+	/* XXX: only the first SignerInfo is reported; parallel signatures are rare in mail. */
+	si = sk_CMS_SignerInfo_value(sis, 0);
+	CMS_SignerInfo_get0_algs(si, NULL, &signer, &pdig, &psig);
+	alg_name(pdig, L->digest_alg, sizeof(L->digest_alg));
+	alg_name(psig, L->sig_alg, sizeof(L->sig_alg));
+	L->signing_time = signing_time(si);
+	if (signer == NULL) {
+		L->reason = L->sig_reason = REASON_NO_KEY;
+		goto out;
+	}
+	layer_signer(L, signer);
+	L->enc_pref = enc_pref_cert(si, certs);
+
+	/* 1. The signature and the digest over the exact bytes. */
+	if (CMS_signed_get_attr_count(si) >= 0 && CMS_SignerInfo_verify(si) <= 0) {
+		ERR_clear_error();
+		L->verdict = VERDICT_FAIL;
+		L->reason = L->sig_reason = REASON_BAD_SIGNATURE;
+		goto out;
+	}
+	if (!content_matches(cms, si, content, clen)) {
+		unsigned char *lf = NULL;
+		size_t lflen = 0;
+		int ok = 0;
+
+		if ((lf = other_eol(content, clen, &lflen)) != NULL)
+			ok = content_matches(cms, si, lf, lflen);
+		free(lf);
+		if (!ok) {
+			L->verdict = VERDICT_FAIL;
+			/* Without signed attributes the digest is the signature. */
+			L->reason = L->sig_reason = CMS_signed_get_attr_count(si) >= 0
+			                                ? REASON_CONTENT_MISMATCH
+			                                : REASON_BAD_SIGNATURE;
+			goto out;
+		}
+		L->lf_canon = 1;
+	}
+	L->signature = CHECK_PASS;
+	L->sig_reason = REASON_OK;
+
+	/* 2. The chain, now and at the signing time. */
+	err_set(&detail, "%s", "");
+	L->chain_now = trust_verify(c->trust, signer, certs, c->now, TRUST_PURPOSE_ANY, &detail);
+	clen = strnlen(detail.msg, sizeof(L->chain_detail) - 1); /* truncation is fine here */
+	memcpy(L->chain_detail, detail.msg, clen);
+	L->chain_detail[clen] = '\0';
+	L->chain_signing =
+	    L->signing_time == (time_t)-1
+	        ? L->chain_now
+	        : trust_verify(c->trust, signer, certs, L->signing_time, TRUST_PURPOSE_ANY, NULL);
+	/* 3. Usage, 4. From (outermost layer only: inner layers are other people's). */
+	L->usage = (cert_purposes(signer) & CERT_SIGN) ? CHECK_PASS : CHECK_FAIL;
+	if (depth == 0 && c->from != NULL)
+		L->from = verify_from_addr(c->from, addr, sizeof(addr)) == 0 &&
+		                  cert_has_email(signer, addr)
+		              ? CHECK_PASS
+		              : CHECK_FAIL;
+
+	/*
+	 * XXX: the verdict uses the chain at the verification time, not at
+	 * the (signer-asserted) signing time; chain_signing is reported for
+	 * the audit so that policy can be relaxed later.
+	 */
+	L->verdict = VERDICT_FAIL;
+	if (L->chain_now != TRUST_OK)
+		L->reason = chain_reason(L->chain_now);
+	else if (L->usage != CHECK_PASS)
+		L->reason = REASON_WRONG_KEY_USAGE;
+	else if (L->from == CHECK_FAIL)
+		L->reason = REASON_FROM_MISMATCH;
+	else {
+		L->verdict = VERDICT_PASS;
+		L->reason = REASON_OK;
+	}
+out:
+	sk_X509_pop_free(certs, X509_free);
+	ERR_clear_error();
+}
+
+/* Offsets of the delimiter lines "--boundary" in body: up to 3 (open, middle, close). */
+static size_t
+find_delims(const unsigned char *b, size_t n, const char *boundary, size_t start[3], size_t end[3],
+            int *closed)
+{
+	size_t blen = strlen(boundary), i = 0, nd = 0;
+
+	*closed = 0;
+	while (i < n && nd < 3) {
+		if ((i == 0 || b[i - 1] == '\n') && n - i >= blen + 2 && b[i] == '-' &&
+		    b[i + 1] == '-' && memcmp(b + i + 2, boundary, blen) == 0) {
+			size_t j = i + 2 + blen;
+			int close = 0;
+
+			if (n - j >= 2 && b[j] == '-' && b[j + 1] == '-') {
+				close = 1;
+				j += 2;
+			}
+			while (j < n && (b[j] == ' ' || b[j] == '\t'))
+				j++;
+			if (j == n || eol_len(b + j, n - j) || close) {
+				start[nd] = i;
+				end[nd] = j + (j < n ? eol_len(b + j, n - j) : 0);
+				nd++;
+				if (close) {
+					*closed = 1;
+					break;
+				}
+				i = end[nd - 1];
+				continue;
+			}
+		}
+		while (i < n && b[i] != '\n')
+			i++;
+		i++;
+	}
+	return nd;
+}
+
+/* Length of p..q without the line break just before q (which belongs to the delimiter). */
+static size_t
+part_len(const unsigned char *b, size_t from, size_t delim)
+{
+	size_t len = delim - from;
+
+	if (len >= 1 && b[delim - 1] == '\n') {
+		len--;
+		if (len >= 1 && b[delim - 2] == '\r')
+			len--;
+	}
+	return len;
+}
+
+static struct verify_layer *
+new_layer(struct vctx *c)
+{
+	struct verify_result *r = c->res;
+
+	if (r->nlayers == VERIFY_MAX_LAYERS) {
+		r->truncated = 1;
+		return NULL;
+	}
+	return &r->layer[r->nlayers++];
+}
+
+/* Looks at an inner entity: if it is signed again, verifies that layer too. */
+static void
+verify_inner(struct vctx *c, const unsigned char *p, size_t n, unsigned depth)
+{
+	struct entity *e = xmalloc(sizeof(*e));
+	const struct entity_field *ct, *cte;
+
+	if (entity_parse(p, n, e) == 0 && (ct = entity_field_find(e, "Content-Type")) != NULL) {
+		cte = entity_field_find(e, "Content-Transfer-Encoding");
+		verify_part(c, ct->value, ct->vlen, cte ? cte->value : NULL, cte ? cte->vlen : 0,
+		            e->body, e->bodylen, depth);
+	}
+	free(e);
+}
+
+static void
+verify_multipart(struct vctx *c, const struct mime_ctype *ct, const unsigned char *body,
+                 size_t bodylen, unsigned depth)
+{
+	size_t s[3], en[3], nd, p1, p1len, p2, p2len, derlen = 0;
+	int closed;
+	struct verify_layer *L;
+	struct entity *sig = NULL;
+	const struct entity_field *sct, *scte;
+	struct mime_ctype sigct;
+	unsigned char *der = NULL;
+	CMS_ContentInfo *cms = NULL;
+	const unsigned char *inner;
+	size_t innerlen;
+
+	if ((L = new_layer(c)) == NULL)
+		return;
+	L->kind = VERIFY_KIND_MULTIPART;
+	L->verdict = VERDICT_PERMERROR;
+	L->reason = L->sig_reason = REASON_MALFORMED;
+	L->signing_time = (time_t)-1;
+	if (ct->boundary[0] == '\0')
+		return;
+	nd = find_delims(body, bodylen, ct->boundary, s, en, &closed);
+	if (nd < 3)
+		return;
+	p1 = en[0];
+	p1len = part_len(body, p1, s[1]);
+	p2 = en[1];
+	p2len = part_len(body, p2, s[2]);
+	sig = xmalloc(sizeof(*sig));
+	if (entity_parse(body + p2, p2len, sig) != 0 ||
+	    (sct = entity_field_find(sig, "Content-Type")) == NULL ||
+	    mime_ctype_parse(sct->value, sct->vlen, &sigct) != 0 ||
+	    strcmp(sigct.type, "application") != 0 ||
+	    (strcmp(sigct.subtype, "pkcs7-signature") != 0 &&
+	     strcmp(sigct.subtype, "x-pkcs7-signature") != 0))
+		goto out;
+	scte = entity_field_find(sig, "Content-Transfer-Encoding");
+	der = entity_decode_body(scte ? scte->value : NULL, scte ? scte->vlen : 0, sig->body,
+	                         sig->bodylen, VERIFY_MAX_SIG_SIZE, &derlen);
+	if (der == NULL)
+		goto out;
+	check_cms(c, L, der, derlen, body + p1, p1len, depth, &cms, &inner, &innerlen);
+	if (L->signature == CHECK_PASS || L->sig_reason != REASON_MALFORMED)
+		verify_inner(c, body + p1, p1len, depth + 1);
+out:
+	CMS_ContentInfo_free(cms);
+	free(der);
+	free(sig);
+}
+
+static void
+verify_opaque(struct vctx *c, const void *cte, size_t ctelen, const unsigned char *body,
+              size_t bodylen, unsigned depth, int strict)
+{
+	unsigned char *der = NULL;
+	size_t derlen = 0, innerlen;
+	const unsigned char *inner, *p;
+	CMS_ContentInfo *probe = NULL, *cms = NULL;
+	struct verify_layer *L;
+
+	der = entity_decode_body(cte, ctelen, body, bodylen, VERIFY_MAX_SIG_SIZE, &derlen);
+	if (der == NULL) {
+		if (strict && (L = new_layer(c)) != NULL) {
+			L->kind = VERIFY_KIND_OPAQUE;
+			L->verdict = VERDICT_PERMERROR;
+			L->reason = L->sig_reason = REASON_MALFORMED;
+			L->signing_time = (time_t)-1;
+		}
+		goto out;
+	}
+	/* The CMS content type decides, whatever smime-type said. */
+	p = der;
+	probe = d2i_CMS_ContentInfo(NULL, &p, (long)derlen);
+	ERR_clear_error();
+	if (probe == NULL || OBJ_obj2nid(CMS_get0_type(probe)) != NID_pkcs7_signed)
+		goto out; /* enveloped or other: not ours */
+	if ((L = new_layer(c)) == NULL)
+		goto out;
+	L->kind = VERIFY_KIND_OPAQUE;
+	check_cms(c, L, der, derlen, NULL, 0, depth, &cms, &inner, &innerlen);
+	if (inner != NULL)
+		verify_inner(c, inner, innerlen, depth + 1);
+out:
+	CMS_ContentInfo_free(probe);
+	CMS_ContentInfo_free(cms);
+	free(der);
+}
+
+/* Dispatches on the Content-Type of one entity. */
+static void
+verify_part(struct vctx *c, const void *ctv, size_t ctlen, const void *cte, size_t ctelen,
+            const unsigned char *body, size_t bodylen, unsigned depth)
+{
+	struct mime_ctype ct;
+
+	if (depth >= VERIFY_MAX_LAYERS + 1 || mime_ctype_parse(ctv, ctlen, &ct) != 0)
+		return;
+	if (strcmp(ct.type, "multipart") == 0 && strcmp(ct.subtype, "signed") == 0) {
+		verify_multipart(c, &ct, body, bodylen, depth);
+		return;
+	}
+	if (strcmp(ct.type, "application") == 0 &&
+	    (strcmp(ct.subtype, "pkcs7-mime") == 0 || strcmp(ct.subtype, "x-pkcs7-mime") == 0 ||
+	     (strcmp(ct.subtype, "octet-stream") == 0 && entity_names_p7m(ctv, ctlen))))
+		verify_opaque(c, cte, ctelen, body, bodylen, depth,
+		              strcmp(ct.smime_type, "signed-data") == 0);
+}
+
+enum outcome
+verify_entity(const void *p, size_t n, const struct trust *trust, const char *header_from,
+              time_t now, struct verify_result *res, struct errbuf *eb)
+{
+	struct vctx c = {trust, header_from, now, res};
+
+	(void)eb;
+	memset(res, 0, sizeof(*res));
+	verify_inner(&c, p, n, 0);
+	return OUTCOME_OK;
+}
+
+enum outcome
+verify_message(const struct msgbuf *mb, const struct trust *trust, const char *header_from,
+               time_t now, struct verify_result *res, struct errbuf *eb)
+{
+	struct vctx c = {trust, header_from, now, res};
+	const unsigned char *d = msgbuf_data(mb);
+	const struct msgbuf_hdr *ct, *cte;
+	size_t from = 0;
+
+	(void)eb;
+	memset(res, 0, sizeof(*res));
+	if ((ct = msgbuf_header_find(mb, "Content-Type", &from)) == NULL)
+		return OUTCOME_OK;
+	from = 0;
+	cte = msgbuf_header_find(mb, "Content-Transfer-Encoding", &from);
+	verify_part(&c, d + ct->value.off, ct->value.len, cte ? d + cte->value.off : NULL,
+	            cte ? cte->value.len : 0, d + msgbuf_body_offset(mb), msgbuf_body_len(mb), 0);
+	return OUTCOME_OK;
+}
+
+void
+verify_result_release(struct verify_result *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nlayers; i++) {
+		free(r->layer[i].subject);
+		free(r->layer[i].issuer);
+		free(r->layer[i].serial);
+		X509_free(r->layer[i].signer);
+		X509_free(r->layer[i].enc_pref);
+	}
+	memset(r, 0, sizeof(*r));
+}
+
+enum verdict
+verify_result_verdict(const struct verify_result *r)
+{
+	return r->nlayers == 0 ? VERDICT_NONE : r->layer[0].verdict;
+}

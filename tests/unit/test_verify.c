@@ -1,0 +1,579 @@
+/*
+ * Unit tests for verify: the NSS (Thunderbird) corpus, RFC 4134, and
+ * messages signed here with the openssl CLI and the test PKI, tampered
+ * one byte at a time.
+ */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "src/b64.h"
+#include "src/msgbuf.h"
+#include "src/trust.h"
+#include "src/verify.h"
+
+#define CORPUS TEST_SRCDIR "/fixtures/corpus/"
+#define PKI    TEST_SRCDIR "/fixtures/pki/"
+
+/* 2026-06-01: inside the NSS certificates' validity (2026-01-26 .. 2031-01-26). */
+#define T_NSS ((time_t)1780272000)
+#define T_NOW ((time_t)1800000000) /* 2027-01-15, inside the test PKI */
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *p;
+	long n;
+
+	cr_assert_not_null(f, "open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	p = malloc((size_t)n + 1);
+	cr_assert_eq(fread(p, 1, (size_t)n, f), (size_t)n);
+	p[n] = '\0';
+	fclose(f);
+	*len = (size_t)n;
+	return p;
+}
+
+/* A msgbuf as the milter builds it: header fields, then the body in CRLF. */
+static struct msgbuf *
+mb_from_bytes2(const char *p, size_t n, int crlf)
+{
+	struct entity *e = malloc(sizeof(*e));
+	struct msgbuf *mb = msgbuf_new(n * 2, n * 2 + 1024);
+	size_t i;
+
+	cr_assert_eq(entity_parse(p, n, e), 0);
+	for (i = 0; i < e->nf; i++) {
+		char *name = strndup((const char *)e->f[i].name, e->f[i].nlen);
+		char *val = strndup((const char *)e->f[i].value, e->f[i].vlen);
+		cr_assert_eq(msgbuf_add_header(mb, name, val, 1), 0);
+		free(name);
+		free(val);
+	}
+	cr_assert_eq(msgbuf_end_headers(mb), 0);
+	for (i = 0; i < e->bodylen; i++) {
+		if (crlf && e->body[i] == '\n' && (i == 0 || e->body[i - 1] != '\r'))
+			msgbuf_add_body(mb, "\r", 1);
+		msgbuf_add_body(mb, e->body + i, 1);
+	}
+	free(e);
+	return mb;
+}
+
+static struct msgbuf *
+mb_from_bytes(const char *p, size_t n)
+{
+	return mb_from_bytes2(p, n, 1);
+}
+
+static struct msgbuf *
+mb_load(const char *path)
+{
+	size_t n;
+	char *p = slurp(path, &n);
+	struct msgbuf *mb = mb_from_bytes(p, n);
+
+	free(p);
+	return mb;
+}
+
+static char *
+from_of(const struct msgbuf *mb)
+{
+	size_t from = 0;
+	const struct msgbuf_hdr *h = msgbuf_header_find(mb, "From", &from);
+
+	if (h == NULL)
+		return NULL;
+	return strndup((const char *)msgbuf_data(mb) + h->value.off, h->value.len);
+}
+
+static struct trust *
+load_trust(const char *anchors)
+{
+	struct errbuf eb;
+	struct trust *t = trust_load(anchors, NULL, &eb);
+
+	cr_assert_not_null(t, "%s", eb.msg);
+	return t;
+}
+
+static void
+verify_file(const char *name, const struct trust *t, time_t at, struct verify_result *vr)
+{
+	char path[512];
+	struct msgbuf *mb;
+	struct errbuf eb;
+	char *from;
+
+	snprintf(path, sizeof(path), CORPUS "nss/%s", name);
+	mb = mb_load(path);
+	from = from_of(mb);
+	cr_assert_eq(verify_message(mb, t, from, at, vr, &eb), OUTCOME_OK);
+	free(from);
+	msgbuf_free(mb);
+}
+
+static const char *shas[] = {"SHA1", "SHA256", "SHA384", "SHA512"};
+static const char *digests[] = {"SHA1", "SHA256", "SHA384", "SHA512"};
+
+static void
+assert_alice_pass(const struct verify_layer *L, int depth0)
+{
+	cr_assert_eq(L->verdict, VERDICT_PASS, "verdict %s reason %s (%s)",
+	             verdict_name(L->verdict), reason_name(L->reason), L->chain_detail);
+	cr_assert_eq(L->reason, REASON_OK);
+	cr_assert_eq(L->signature, CHECK_PASS);
+	cr_assert_eq(L->chain_now, TRUST_OK);
+	cr_assert_eq(L->chain_signing, TRUST_OK);
+	cr_assert_eq(L->usage, CHECK_PASS);
+	cr_assert_eq(L->from, depth0 ? CHECK_PASS : CHECK_UNSET);
+	cr_assert_str_eq(L->email, "alice@example.com");
+	cr_assert_not_null(strstr(L->subject, "Alice"));
+	cr_assert_not_null(strstr(L->issuer, "NSS Test CA"));
+	cr_assert_not_null(L->signer);
+	cr_assert_eq(strlen(L->fingerprint), 64);
+	cr_assert_neq(L->signing_time, (time_t)-1);
+	cr_assert_eq(L->lf_canon, 0);
+	/* Thunderbird names its encryption certificate (sMIMEEncryptionKeyPreference). */
+	cr_assert_not_null(L->enc_pref);
+	cr_assert(cert_has_email(L->enc_pref, "alice@example.com"));
+}
+
+Test(verify, nss_multipart_good)
+{
+	struct trust *t = load_trust(CORPUS "nss/TestCA.pem");
+	struct verify_result vr;
+	char name[128];
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "alice.dsig.%s.multipart.eml", shas[i]);
+		verify_file(name, t, T_NSS, &vr);
+		cr_assert_eq(vr.nlayers, 1, "%s", name);
+		assert_alice_pass(&vr.layer[0], 1);
+		cr_assert_eq(vr.layer[0].kind, VERIFY_KIND_MULTIPART);
+		cr_assert_str_eq(vr.layer[0].digest_alg, digests[i], "%s: %s", name,
+		                 vr.layer[0].digest_alg);
+		cr_assert_str_eq(vr.layer[0].sig_alg, "rsaEncryption");
+		cr_assert_eq(verify_result_verdict(&vr), VERDICT_PASS);
+		verify_result_release(&vr);
+	}
+	trust_free(t);
+}
+
+Test(verify, nss_opaque_good)
+{
+	struct trust *t = load_trust(CORPUS "nss/TestCA.pem");
+	struct verify_result vr;
+	char name[128];
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "alice.sig.%s.opaque.eml", shas[i]);
+		verify_file(name, t, T_NSS, &vr);
+		cr_assert_eq(vr.nlayers, 1, "%s", name);
+		assert_alice_pass(&vr.layer[0], 1);
+		cr_assert_eq(vr.layer[0].kind, VERIFY_KIND_OPAQUE);
+		cr_assert_str_eq(vr.layer[0].digest_alg, digests[i]);
+		verify_result_release(&vr);
+		snprintf(name, sizeof(name), "alice.html.sig.%s.opaque.eml", shas[i]);
+		verify_file(name, t, T_NSS, &vr);
+		cr_assert_eq(vr.nlayers, 1, "%s", name);
+		assert_alice_pass(&vr.layer[0], 1);
+		verify_result_release(&vr);
+	}
+	trust_free(t);
+}
+
+Test(verify, nss_bad_and_mismatch)
+{
+	struct trust *t = load_trust(CORPUS "nss/TestCA.pem");
+	struct verify_result vr;
+	char name[128];
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "alice.dsig.%s.multipart.bad.eml", shas[i]);
+		verify_file(name, t, T_NSS, &vr);
+		cr_assert_eq(vr.nlayers, 1, "%s", name);
+		cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL, "%s", name);
+		cr_assert_eq(vr.layer[0].reason, REASON_CONTENT_MISMATCH, "%s: %s", name,
+		             reason_name(vr.layer[0].reason));
+		cr_assert_eq(vr.layer[0].signature, CHECK_FAIL);
+		cr_assert_str_eq(vr.layer[0].email, "alice@example.com");
+		verify_result_release(&vr);
+
+		snprintf(name, sizeof(name), "alice.dsig.%s.multipart.mismatch-econtent.eml",
+		         shas[i]);
+		verify_file(name, t, T_NSS, &vr);
+		cr_assert_eq(vr.nlayers, 1, "%s", name);
+		cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL, "%s", name);
+		cr_assert_eq(vr.layer[0].reason, REASON_CONTENT_MISMATCH, "%s: %s", name,
+		             reason_name(vr.layer[0].reason));
+		verify_result_release(&vr);
+	}
+	trust_free(t);
+}
+
+/* Alice's signed message signed again by Dave: two layers, outermost first. */
+Test(verify, nss_dave_two_layers)
+{
+	struct trust *t = load_trust(CORPUS "nss/TestCA.pem");
+	struct verify_result vr;
+	char name[160];
+	size_t i, j;
+
+	for (i = 0; i < 4; i++)
+		for (j = 0; j < 4; j++) {
+			int inner_mp = j < 2, outer_mp = j % 2 == 0;
+
+			snprintf(name, sizeof(name), "alice.plain.%s.%s.%s.dave.%s.%s.%s.eml",
+			         inner_mp ? "dsig" : "sig", shas[i],
+			         inner_mp ? "multipart" : "opaque", outer_mp ? "dsig" : "sig",
+			         shas[i], outer_mp ? "multipart" : "opaque");
+			verify_file(name, t, T_NSS, &vr);
+			cr_assert_eq(vr.nlayers, 2, "%s: %zu layers", name, vr.nlayers);
+			cr_assert_eq(vr.layer[0].verdict, VERDICT_PASS, "%s: %s", name,
+			             reason_name(vr.layer[0].reason));
+			cr_assert_str_eq(vr.layer[0].email, "dave@example.com");
+			cr_assert_eq(vr.layer[0].from, CHECK_PASS);
+			cr_assert_eq(vr.layer[0].kind,
+			             outer_mp ? VERIFY_KIND_MULTIPART : VERIFY_KIND_OPAQUE);
+			cr_assert_eq(vr.layer[1].kind,
+			             inner_mp ? VERIFY_KIND_MULTIPART : VERIFY_KIND_OPAQUE);
+			cr_assert_eq(vr.layer[1].verdict, VERDICT_PASS, "%s inner: %s", name,
+			             reason_name(vr.layer[1].reason));
+			cr_assert_str_eq(vr.layer[1].email, "alice@example.com");
+			cr_assert_eq(vr.layer[1].from, CHECK_UNSET);
+			/* NSS put LF text inside Dave's opaque layer: canonicalised to CRLF. */
+			cr_assert_eq(vr.layer[1].lf_canon, inner_mp && !outer_mp, "%s", name);
+			verify_result_release(&vr);
+		}
+	trust_free(t);
+}
+
+Test(verify, nss_time_and_trust)
+{
+	struct trust *nss = load_trust(CORPUS "nss/TestCA.pem");
+	struct trust *ours = load_trust(PKI "trust-anchors.pem");
+	struct verify_result vr;
+
+	/* 2035: expired now, but valid at the signing time. */
+	verify_file("alice.dsig.SHA256.multipart.eml", nss, (time_t)2051222400, &vr);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL);
+	cr_assert_eq(vr.layer[0].reason, REASON_EXPIRED);
+	cr_assert_eq(vr.layer[0].signature, CHECK_PASS);
+	cr_assert_eq(vr.layer[0].chain_now, TRUST_EXPIRED);
+	cr_assert_eq(vr.layer[0].chain_signing, TRUST_OK);
+	verify_result_release(&vr);
+
+	/* 2020: not yet valid. */
+	verify_file("alice.dsig.SHA256.multipart.eml", nss, (time_t)1577836800, &vr);
+	cr_assert_eq(vr.layer[0].reason, REASON_NOT_YET_VALID);
+	verify_result_release(&vr);
+
+	/* Another PKI's anchors: the signature is fine, the chain is not. */
+	verify_file("alice.sig.SHA256.opaque.eml", ours, T_NSS, &vr);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL);
+	cr_assert_eq(vr.layer[0].reason, REASON_UNTRUSTED_CHAIN);
+	cr_assert_eq(vr.layer[0].signature, CHECK_PASS);
+	cr_assert_eq(vr.layer[0].chain_now, TRUST_UNTRUSTED);
+	verify_result_release(&vr);
+	trust_free(nss);
+	trust_free(ours);
+}
+
+Test(verify, nss_from_mismatch)
+{
+	struct trust *t = load_trust(CORPUS "nss/TestCA.pem");
+	struct msgbuf *mb = mb_load(CORPUS "nss/alice.dsig.SHA256.multipart.eml");
+	struct verify_result vr;
+	struct errbuf eb;
+
+	verify_message(mb, t, "\"Alice\" <mallory@example.com>", T_NSS, &vr, &eb);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL);
+	cr_assert_eq(vr.layer[0].reason, REASON_FROM_MISMATCH);
+	cr_assert_eq(vr.layer[0].from, CHECK_FAIL);
+	verify_result_release(&vr);
+	verify_message(mb, t, "Alice <ALICE@example.COM>", T_NSS, &vr, &eb);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_PASS);
+	verify_result_release(&vr);
+	verify_message(mb, t, NULL, T_NSS, &vr, &eb);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_PASS);
+	cr_assert_eq(vr.layer[0].from, CHECK_UNSET);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	trust_free(t);
+}
+
+Test(verify, unsigned_message)
+{
+	static const char msg[] =
+	    "From: a@example.org\r\nContent-Type: text/plain\r\n\r\nhello\r\n";
+	struct trust *t = load_trust(PKI "trust-anchors.pem");
+	struct msgbuf *mb = mb_from_bytes(msg, sizeof(msg) - 1);
+	struct verify_result vr;
+	struct errbuf eb;
+
+	cr_assert_eq(verify_message(mb, t, "a@example.org", T_NOW, &vr, &eb), OUTCOME_OK);
+	cr_assert_eq(vr.nlayers, 0);
+	cr_assert_eq(verify_result_verdict(&vr), VERDICT_NONE);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	trust_free(t);
+}
+
+/* --- messages signed here with the openssl CLI -------------------------------- */
+
+static const char entity_crlf[] = "Content-Type: text/plain; charset=us-ascii\r\n"
+                                  "\r\n"
+                                  "Hello Bob,\r\n"
+                                  "this is signed.\r\n";
+
+static char tmpdir[64];
+
+static void
+mktmp(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/smg-verify-XXXXXX");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void
+rmtmp(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cleanup failed: %s\n", cmd);
+}
+
+/* Detached signature (DER) over entity by name's key. */
+static unsigned char *
+cli_sign(const char *entity, size_t n, const char *name, const char *extra, size_t *derlen)
+{
+	char in[128], out[128], cmd[1024];
+	FILE *f;
+	unsigned char *der;
+
+	snprintf(in, sizeof(in), "%s/in", tmpdir);
+	snprintf(out, sizeof(out), "%s/sig.der", tmpdir);
+	f = fopen(in, "wb");
+	fwrite(entity, 1, n, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+	         "openssl cms -sign -binary -in %s -signer " PKI "%s.crt -inkey " PKI "%s.key "
+	         "-certfile " PKI "intermediate-ca.crt -outform DER -out %s %s",
+	         in, name, name, out, extra);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	der = (unsigned char *)slurp(out, derlen);
+	return der;
+}
+
+/* A multipart/signed message around entity with the signature der. */
+static struct msgbuf *
+assemble(const char *entity, const unsigned char *der, size_t derlen, const char *sigtype,
+         int binary)
+{
+	char *msg, *p;
+	size_t cap = strlen(entity) + derlen * 2 + 2048, n;
+
+	msg = p = malloc(cap);
+	p += sprintf(p,
+	             "From: Alice <alice@example.org>\r\n"
+	             "To: bob@example.org\r\n"
+	             "Subject: test\r\n"
+	             "MIME-Version: 1.0\r\n"
+	             "Content-Type: multipart/signed; protocol=\"application/%s\";\r\n"
+	             "\tmicalg=sha-256; boundary=\"=-b1\"\r\n"
+	             "\r\n"
+	             "preamble\r\n"
+	             "--=-b1\r\n%s\r\n--=-b1\r\n"
+	             "Content-Type: application/%s; name=smime.p7s\r\n"
+	             "Content-Transfer-Encoding: %s\r\n\r\n",
+	             sigtype, entity, sigtype, binary ? "binary" : "base64");
+	if (binary) {
+		memcpy(p, der, derlen);
+		p += derlen;
+	} else
+		p += b64_encode(der, derlen, p);
+	p += sprintf(p, "\r\n--=-b1--\r\n");
+	n = (size_t)(p - msg);
+	{
+		struct msgbuf *mb = mb_from_bytes2(msg, n, !binary);
+		free(msg);
+		return mb;
+	}
+}
+
+static void
+run(struct msgbuf *mb, struct verify_result *vr)
+{
+	struct trust *t = load_trust(PKI "trust-anchors.pem");
+	struct errbuf eb;
+
+	cr_assert_eq(verify_message(mb, t, "Alice <alice@example.org>", T_NOW, vr, &eb),
+	             OUTCOME_OK);
+	trust_free(t);
+}
+
+Test(verify, cli_signed_and_tampered, .init = mktmp, .fini = rmtmp)
+{
+	size_t derlen;
+	unsigned char *der =
+	    cli_sign(entity_crlf, sizeof(entity_crlf) - 1, "alice-sign", "", &derlen);
+	struct verify_result vr;
+	struct msgbuf *mb;
+	char *e2;
+	unsigned char *d2;
+
+	/* Good, base64, pkcs7-signature. */
+	mb = assemble(entity_crlf, der, derlen, "pkcs7-signature", 0);
+	run(mb, &vr);
+	cr_assert_eq(vr.nlayers, 1);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_PASS, "%s %s", reason_name(vr.layer[0].reason),
+	             vr.layer[0].chain_detail);
+	cr_assert_str_eq(vr.layer[0].email, "alice@example.org");
+	cr_assert_str_eq(vr.layer[0].digest_alg, "SHA256");
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+
+	/* Good, binary, x-pkcs7-signature. */
+	mb = assemble(entity_crlf, der, derlen, "x-pkcs7-signature", 1);
+	run(mb, &vr);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_PASS);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+
+	/* One byte flipped in the signed body. */
+	e2 = strdup(entity_crlf);
+	*strstr(e2, "Bob") = 'R';
+	mb = assemble(e2, der, derlen, "pkcs7-signature", 0);
+	run(mb, &vr);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL);
+	cr_assert_eq(vr.layer[0].reason, REASON_CONTENT_MISMATCH);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	free(e2);
+
+	/* One byte flipped in a header field inside the signed entity. */
+	e2 = strdup(entity_crlf);
+	*strstr(e2, "us-ascii") = 'U';
+	mb = assemble(e2, der, derlen, "pkcs7-signature", 0);
+	run(mb, &vr);
+	cr_assert_eq(vr.layer[0].reason, REASON_CONTENT_MISMATCH);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	free(e2);
+
+	/* One bit flipped in the signature value (the last bytes of the DER). */
+	d2 = malloc(derlen);
+	memcpy(d2, der, derlen);
+	d2[derlen - 5] ^= 0x01;
+	mb = assemble(entity_crlf, d2, derlen, "pkcs7-signature", 0);
+	run(mb, &vr);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL);
+	cr_assert_eq(vr.layer[0].reason, REASON_BAD_SIGNATURE);
+	cr_assert_str_eq(vr.layer[0].email, "alice@example.org");
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+
+	/* Garbage instead of a signature. */
+	memset(d2, 'x', derlen);
+	mb = assemble(entity_crlf, d2, 40, "pkcs7-signature", 1);
+	run(mb, &vr);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_PERMERROR);
+	cr_assert_eq(vr.layer[0].reason, REASON_MALFORMED);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	free(d2);
+	free(der);
+}
+
+/* A signer that hashed LF text: matched after CRLF -> LF, and said so. */
+Test(verify, lf_canonicalised_signer, .init = mktmp, .fini = rmtmp)
+{
+	static const char lf[] = "Content-Type: text/plain; charset=us-ascii\n"
+	                         "\n"
+	                         "Hello Bob,\n"
+	                         "this is signed.\n";
+	size_t derlen;
+	unsigned char *der = cli_sign(lf, sizeof(lf) - 1, "alice-sign", "", &derlen);
+	struct verify_result vr;
+	struct msgbuf *mb = assemble(entity_crlf, der, derlen, "pkcs7-signature", 0);
+
+	run(mb, &vr);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_PASS);
+	cr_assert_eq(vr.layer[0].lf_canon, 1);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	free(der);
+}
+
+/* Signed by an encryption-only certificate: wrong key usage. */
+Test(verify, wrong_key_usage, .init = mktmp, .fini = rmtmp)
+{
+	size_t derlen;
+	unsigned char *der =
+	    cli_sign(entity_crlf, sizeof(entity_crlf) - 1, "alice-enc", "", &derlen);
+	struct verify_result vr;
+	struct msgbuf *mb = assemble(entity_crlf, der, derlen, "pkcs7-signature", 0);
+
+	run(mb, &vr);
+	cr_assert_eq(vr.layer[0].signature, CHECK_PASS);
+	cr_assert_eq(vr.layer[0].usage, CHECK_FAIL);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL);
+	cr_assert(vr.layer[0].reason == REASON_WRONG_KEY_USAGE);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	free(der);
+}
+
+/* RFC 4134 4.8 (multipart) and 4.9 (opaque): DSA signatures by AliceDSS. */
+Test(verify, rfc4134_dsa)
+{
+	struct trust *t = load_trust(CORPUS "rfc4134/CarlDSSSelf.cer");
+	struct verify_result vr;
+	struct msgbuf *mb;
+	struct errbuf eb;
+
+	mb = mb_load(CORPUS "rfc4134/4.8.eml");
+	verify_message(mb, t, NULL, T_NOW, &vr, &eb);
+	cr_assert_eq(vr.nlayers, 1);
+	cr_assert_eq(vr.layer[0].kind, VERIFY_KIND_MULTIPART);
+	cr_assert_eq(vr.layer[0].signature, CHECK_PASS, "%s", reason_name(vr.layer[0].sig_reason));
+	cr_assert_str_eq(vr.layer[0].digest_alg, "SHA1");
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+
+	mb = mb_load(CORPUS "rfc4134/4.9.eml");
+	verify_message(mb, t, NULL, T_NOW, &vr, &eb);
+	cr_assert_eq(vr.nlayers, 1);
+	cr_assert_eq(vr.layer[0].kind, VERIFY_KIND_OPAQUE);
+	cr_assert_eq(vr.layer[0].signature, CHECK_PASS, "%s", reason_name(vr.layer[0].sig_reason));
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	trust_free(t);
+}
+
+Test(verify, from_addr)
+{
+	char a[64];
+
+	cr_assert_eq(verify_from_addr("\"Doe, J\" <j@example.org>", a, sizeof(a)), 0);
+	cr_assert_str_eq(a, "j@example.org");
+	cr_assert_eq(verify_from_addr(" j@example.org ", a, sizeof(a)), 0);
+	cr_assert_str_eq(a, "j@example.org");
+	cr_assert_eq(verify_from_addr("undisclosed", a, sizeof(a)), -1);
+}
