@@ -69,7 +69,7 @@ struct config {
 	char *encrypt_policy;	  /* EncryptPolicy table file */
 	int encrypt_default;	  /* EncryptDefault: enum encrypt_mode */
 	int on_missing_rcpt_cert; /* OnMissingRecipientCert: enum missing_cert_action */
-	int encrypt_cipher;	  /* EncryptCipher: enum encrypt_cipher_choice */
+	int encrypt_cipher;	  /* EncryptCipher: 0 aes256-cbc, 1 aes256-gcm (enum encrypt_cipher) */
 	struct strlist gcm_domains; /* GcmDomains: recipient domains that get AES-256-GCM */
 	int rsa_encryption_padding; /* RsaEncryptionPadding: 0 pkcs1, 1 oaep */
 	char *encrypted_subject;  /* EncryptedSubject, "" keeps the Subject */
@@ -110,7 +110,6 @@ enum missing_cert_action {
 	MISSING_CERT_TEMPFAIL,
 	MISSING_CERT_REJECT_MESSAGE,
 };
-enum encrypt_cipher_choice { ENCRYPT_AES256_CBC = 0, ENCRYPT_AES256_GCM };
 enum audit_failure { AUDIT_FAIL_TEMPFAIL = 0, AUDIT_FAIL_CONTINUE };
 
 /* Reads and validates path; NULL with the error (file:line: key: why) in eb. */
