@@ -34,8 +34,13 @@ runtime_cert_usable(const struct runtime *rt, const char *addr, X509 *cert, time
 		return 0;
 	if (rt->cfg->allow_untrusted_rcpt_certs)
 		return 1;
+	/*
+	 * Chain only: OpenSSL's S/MIME encryption purpose demands keyEncipherment
+	 * and so refuses ECDH (keyAgreement) certificates; usage and extended
+	 * usage were checked above.
+	 */
 	return rt->trust != NULL &&
-	       trust_verify(rt->trust, cert, NULL, now, TRUST_PURPOSE_SMIME_ENCRYPT, &eb) == TRUST_OK;
+	       trust_verify(rt->trust, cert, NULL, now, TRUST_PURPOSE_ANY, &eb) == TRUST_OK;
 }
 
 static int

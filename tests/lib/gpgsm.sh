@@ -9,7 +9,7 @@ gpgsm_available() {
 	[ -x "$GPGSM" ] || command -v "$GPGSM" >/dev/null 2>&1
 }
 
-# gpgsm_setup ROOT_CERT: creates GNUPGHOME under $SMG_WORK trusting ROOT_CERT.
+# gpgsm_setup ROOT_CERT [CA_CERT...]: creates GNUPGHOME under $SMG_WORK trusting ROOT_CERT.
 gpgsm_setup() {
 	GNUPGHOME=$SMG_WORK/gnupg
 	export GNUPGHOME
@@ -17,7 +17,7 @@ gpgsm_setup() {
 	chmod 700 "$GNUPGHOME"
 	printf 'disable-crl-checks\nno-common-certs-import\n' >"$GNUPGHOME/gpgsm.conf"
 	printf 'allow-loopback-pinentry\n' >"$GNUPGHOME/gpg-agent.conf"
-	"$GPGSM" --batch --import "$1" >"$SMG_WORK/gpgsm-import.log" 2>&1 ||
+	"$GPGSM" --batch --import "$@" >"$SMG_WORK/gpgsm-import.log" 2>&1 ||
 		die "gpgsm cannot import $1: $(cat "$SMG_WORK/gpgsm-import.log")"
 	fpr=$("$OPENSSL_BIN" x509 -in "$1" -noout -fingerprint -sha1 | sed 's/.*=//')
 	echo "$fpr S relax" >"$GNUPGHOME/trustlist.txt"
