@@ -86,11 +86,17 @@ apply_rewrite(SMFICTX *ctx, const struct rewrite *rw, int leadspc, const char *q
 			}
 		} else {
 			char *v = leadspc ? xasprintf(" %s", e->value) : xstrdup(e->value);
-			int rc = smfi_addheader(ctx, e->name, v);
+			int rc;
 
+			if (e->op == HDR_INSERT)
+				rc = smfi_insheader(ctx, 0, e->name, v);
+			else if (e->op == HDR_CHANGE)
+				rc = smfi_chgheader(ctx, e->name, (int)e->index, v);
+			else
+				rc = smfi_addheader(ctx, e->name, v);
 			free(v);
 			if (rc != MI_SUCCESS) {
-				qlog_warnx(qid, "MTA refused to add header %s", e->name);
+				qlog_warnx(qid, "MTA refused to change header %s", e->name);
 				return -1;
 			}
 		}

@@ -19,6 +19,7 @@
 #include "../src/config.h"
 #include "../src/log.h"
 #include "../src/xmalloc.h"
+#include "inbound.h"
 #include "outbound.h"
 #include "callbacks.h"
 #include "context.h"
@@ -264,6 +265,11 @@ cb_eom(SMFICTX *ctx)
 	rc = outbound_eom(ctx, c, m, &handled);
 	if (handled)
 		goto out;
+	if (!m->outbound) {
+		rc = inbound_eom(ctx, c, m, &handled);
+		if (handled)
+			goto out;
+	}
 	qlog_info(m->qid, "from=<%s> nrcpt=%zu size=%zu headers=%zu action=pass", m->from,
 		  m->rcpts.n, msgbuf_len(m->buf), msgbuf_header_count(m->buf));
 out:

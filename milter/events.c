@@ -6,6 +6,7 @@
 #include "autoconf.h"
 
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -106,6 +107,77 @@ events_encrypted(const struct conn *c, const struct msg *m, X509 *cert, const ch
 	ev.detail = keytrans; /* key transport or agreement */
 	ev.verdict = VERDICT_PASS;
 	ev.reason = REASON_OK;
+	return audit_emit(gw.audit, &ev);
+}
+
+enum outcome
+events_decrypted(const struct conn *c, const struct msg *m, const struct decrypt_result *dr)
+{
+	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX];
+	const struct ks_identity *id;
+	struct audit_event ev;
+	struct audit_cert ac;
+
+	if (gw.audit == NULL)
+		return OUTCOME_OK;
+	events_base(&ev, m, "inbound", mid, from);
+	ev.kind = AUDIT_DECRYPT;
+	if (dr->fingerprint[0] != '\0' && c->rt->ks != NULL &&
+	    (id = keystore_find_fingerprint(c->rt->ks, dr->fingerprint)) != NULL) {
+		audit_cert_fill(&ac, ks_identity_cert(id));
+		audit_event_set_cert(&ev, &ac);
+	}
+	ev.recipient = dr->user[0] != '\0' ? dr->user : NULL;
+	ev.content_alg = dr->content_alg[0] != '\0' ? dr->content_alg : NULL;
+	ev.detail = dr->key_alg[0] != '\0' ? dr->key_alg : NULL;
+	ev.verdict = dr->verdict;
+	ev.reason = dr->reason;
+	return audit_emit(gw.audit, &ev);
+}
+
+/* RFC 3339 UTC of t into buf; NULL when t is unknown. */
+static const char *
+events_time(time_t t, char *buf, size_t n)
+{
+	struct tm tm;
+
+	if (t == (time_t)-1 || t == 0 || gmtime_r(&t, &tm) == NULL)
+		return NULL;
+	strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+enum outcome
+events_verified(const struct conn *c, const struct msg *m, const struct verify_layer *l,
+		unsigned layer)
+{
+	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX], st[32], na[32];
+	struct audit_event ev;
+	struct audit_cert ac;
+
+	(void)c;
+	if (gw.audit == NULL)
+		return OUTCOME_OK;
+	events_base(&ev, m, "inbound", mid, from);
+	ev.kind = AUDIT_VERIFY;
+	ev.layer = layer;
+	if (l->signer != NULL) {
+		audit_cert_fill(&ac, l->signer);
+		audit_event_set_cert(&ev, &ac);
+	} else {
+		ev.cert_subject = l->subject;
+		ev.cert_issuer = l->issuer;
+		ev.cert_serial = l->serial;
+		ev.cert_sha256 = l->fingerprint[0] != '\0' ? l->fingerprint : NULL;
+		ev.cert_not_after = events_time(l->not_after, na, sizeof(na));
+	}
+	ev.sig_alg = l->sig_alg[0] != '\0' ? l->sig_alg : NULL;
+	ev.digest_alg = l->digest_alg[0] != '\0' ? l->digest_alg : NULL;
+	ev.signing_time = events_time(l->signing_time, st, sizeof(st));
+	ev.verdict = l->verdict;
+	ev.reason = l->reason;
+	ev.chain = trust_status_name(l->chain_now);
+	ev.detail = l->chain_detail[0] != '\0' ? l->chain_detail : NULL;
 	return audit_emit(gw.audit, &ev);
 }
 

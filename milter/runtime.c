@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/cert.h"
 #include "../src/log.h"
@@ -139,6 +140,37 @@ runtime_load_encryption(struct runtime *rt, struct errbuf *eb)
 	return 0;
 }
 
+const struct policy_word runtime_decrypt_words[] = {
+    {"decrypt", RUNTIME_DECRYPT},
+    {"nodecrypt", RUNTIME_NODECRYPT},
+    {NULL, 0},
+};
+
+static int
+runtime_load_inbound(struct runtime *rt, struct errbuf *eb)
+{
+	struct config *cfg = rt->cfg;
+	struct errbuf why;
+
+	if (*cfg->decrypt_policy != '\0' &&
+	    (rt->decpol = policy_table_load(cfg->decrypt_policy, runtime_decrypt_words, rt->groups,
+					    &why)) == NULL) {
+		err_set(eb, "DecryptPolicy: %s", why.msg);
+		return -1;
+	}
+	if (*cfg->authserv_id != '\0') {
+		if (strlcpy_checked(rt->authserv_id, cfg->authserv_id, sizeof(rt->authserv_id)) ==
+		    -1) {
+			err_set(eb, "AuthservID: longer than %zu bytes", sizeof(rt->authserv_id) - 1);
+			return -1;
+		}
+	} else if (gethostname(rt->authserv_id, sizeof(rt->authserv_id)) == -1) {
+		strlcpy_checked(rt->authserv_id, "localhost", sizeof(rt->authserv_id));
+	}
+	rt->authserv_id[sizeof(rt->authserv_id) - 1] = '\0';
+	return 0;
+}
+
 struct runtime_signer {
 	const struct ks_identity *id;
 	struct signer *signer;
@@ -184,7 +216,7 @@ runtime_new(struct config *cfg, struct errbuf *eb)
 		err_set(eb, "SignPolicy: %s", why.msg);
 		goto fail;
 	}
-	if (runtime_load_encryption(rt, eb) == -1)
+	if (runtime_load_encryption(rt, eb) == -1 || runtime_load_inbound(rt, eb) == -1)
 		goto fail;
 	rt->signcfg.internal = rt->internal;
 	rt->signcfg.trusted = rt->trusted;
@@ -293,6 +325,7 @@ runtime_unref(struct runtime *rt)
 	certdir_free(rt->rcptdir);
 	encryptor_free(rt->enc);
 	policy_table_free(rt->encpol);
+	policy_table_free(rt->decpol);
 	policy_table_free(rt->signpol);
 	policy_groups_free(rt->groups);
 	netlist_free(rt->trusted);

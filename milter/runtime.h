@@ -40,6 +40,10 @@ struct runtime {
 	struct certdir *harvestdir;   /* NULL without HarvestDir */
 	struct certcache *cc;	      /* recipient certificates: LRU, Redis, sources */
 
+	/* Inbound. */
+	struct policy_table *decpol;  /* NULL without DecryptPolicy */
+	char authserv_id[256];	      /* AuthservID or the host name */
+
 	/* Signers made on first use, one per signing identity (see runtime_signer). */
 	pthread_mutex_t signers_lock;
 	struct runtime_signer *signers; /* open addressing on the identity pointer */
@@ -66,6 +70,9 @@ enum outcome runtime_signer(struct runtime *, const struct ks_identity *, const 
 
 /* EncryptPolicy action values (policy_table_lookup results). */
 extern const struct policy_word runtime_encrypt_words[];
+/* DecryptPolicy action values. */
+enum { RUNTIME_DECRYPT = 1, RUNTIME_NODECRYPT = 0 };
+extern const struct policy_word runtime_decrypt_words[];
 
 /*
  * The certificate to encrypt to for addr among certs: valid now, allowing

@@ -15,6 +15,8 @@
 enum hdr_op {
 	HDR_DELETE, /* smfi_chgheader(name, index, NULL) */
 	HDR_ADD,    /* smfi_addheader(name, value) */
+	HDR_INSERT, /* smfi_insheader(0, name, value): at the top, as trace fields go */
+	HDR_CHANGE, /* smfi_chgheader(name, index, value) */
 };
 
 struct hdr_edit {
@@ -37,6 +39,11 @@ struct rewrite {
 	struct iolist *keep; /* owned pieces the body refers to (may be NULL) */
 };
 
+/* An empty rewrite (no edits, no body). */
+struct rewrite *rewrite_new(void);
+/* Appends one edit; name and value are copied (value may be NULL for deletes). */
+void rewrite_add(struct rewrite *, enum hdr_op, const char *name, unsigned index,
+		 const char *value);
 /* Frees the edits, the body and keep; NULL is a no-op. */
 void rewrite_free(struct rewrite *);
 
