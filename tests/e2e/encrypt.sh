@@ -40,7 +40,7 @@ while [ $i -le 20 ]; do
 	printf 'keyUsage=critical,digitalSignature,keyAgreement\nextendedKeyUsage=emailProtection\nsubjectAltName=email:%s@example.org\n' "$r" \
 		>"$SMG_WORK/$r.ext"
 	"$OPENSSL_BIN" x509 -req -in "$SMG_WORK/$r.csr" -CA "$PKI/intermediate-ca.crt" \
-		-CAkey "$PKI/intermediate-ca.key" -CAcreateserial -days 3650 \
+		-CAkey "$PKI/intermediate-ca.key" -CAserial "$SMG_WORK/ca.srl" -CAcreateserial -days 3650 \
 		-extfile "$SMG_WORK/$r.ext" -out "$SMG_WORK/certdir/$r.pem" 2>/dev/null ||
 		die "cannot make certificate $r"
 	mv "$SMG_WORK/certdir/$r.key" "$SMG_WORK/$r.key"
