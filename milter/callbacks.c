@@ -73,7 +73,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	if ((f0 & want) != want)
 		log_warnx("MTA does not offer header and body changes; later S/MIME "
 			  "operations will be impossible on this connection");
-	c = conn_new(gw.rt);
+	c = conn_new(runtime_current());
 	c->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
 	if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
 		conn_free(c);
@@ -90,7 +90,7 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 
 	if (c == NULL) {
 		/* An MTA without negotiation (milter protocol < 6). */
-		c = conn_new(gw.rt);
+		c = conn_new(runtime_current());
 		if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
 			conn_free(c);
 			return SMFIS_TEMPFAIL;

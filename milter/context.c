@@ -15,7 +15,7 @@ conn_new(struct runtime *rt)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
 
-	c->rt = runtime_ref(rt);
+	c->rt = rt;
 	c->cfg = rt->cfg;
 	return c;
 }

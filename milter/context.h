@@ -55,7 +55,7 @@ struct conn {
 	struct msg *msg;	  /* the open transaction, NULL between messages */
 };
 
-/* A connection pinning rt (a reference is taken). */
+/* A connection pinning rt (taking over the caller's reference). */
 struct conn *conn_new(struct runtime *rt);
 void conn_free(struct conn *);
 /* Starts a transaction (freeing any left over). */

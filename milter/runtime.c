@@ -304,6 +304,33 @@ out:
 	return rc;
 }
 
+/* The current runtime; the lock only covers reading and swapping the pointer. */
+static pthread_mutex_t runtime_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct runtime *runtime_cur;
+
+struct runtime *
+runtime_current(void)
+{
+	struct runtime *rt;
+
+	pthread_mutex_lock(&runtime_lock);
+	rt = runtime_cur != NULL ? runtime_ref(runtime_cur) : NULL;
+	pthread_mutex_unlock(&runtime_lock);
+	return rt;
+}
+
+void
+runtime_install(struct runtime *rt)
+{
+	struct runtime *old;
+
+	pthread_mutex_lock(&runtime_lock);
+	old = runtime_cur;
+	runtime_cur = rt;
+	pthread_mutex_unlock(&runtime_lock);
+	runtime_unref(old);
+}
+
 struct runtime *
 runtime_ref(struct runtime *rt)
 {

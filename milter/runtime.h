@@ -82,6 +82,11 @@ extern const struct policy_word runtime_decrypt_words[];
 X509 *runtime_pick_rcpt_cert(const struct runtime *, const char *addr, STACK_OF(X509) *certs,
 			     time_t now);
 
+/* The runtime new connections start with; the caller gets a reference. */
+struct runtime *runtime_current(void);
+/* Makes rt current, taking over the caller's reference, and drops the old one's. */
+void runtime_install(struct runtime *rt);
+
 /* Takes a reference. */
 struct runtime *runtime_ref(struct runtime *);
 /* Drops a reference; the last one frees everything.  NULL is a no-op. */

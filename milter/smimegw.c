@@ -30,6 +30,7 @@
 #include "gw.h"
 #include "privs.h"
 #include "runtime.h"
+#include "signals.h"
 
 #define EX_USAGE_ 64
 #define EX_CONFIG_ 78
@@ -224,8 +225,7 @@ main(int argc, char **argv)
 
 	log_init("smimegw", foreground, cfg->syslog_facility);
 	log_setlevel(cfg->log_level);
-	gw.cfg = cfg;
-	gw.rt = rt;
+	runtime_install(runtime_ref(rt));
 	if (rt->ks != NULL)
 		log_info("key store %s: %zu user(s), %zu identities", cfg->keystore,
 			 keystore_nusers(rt->ks), keystore_nidentities(rt->ks));
@@ -250,6 +250,8 @@ main(int argc, char **argv)
 		log_warn("cannot become a daemon");
 		goto out;
 	}
+	/* Before the first thread: every thread inherits the mask. */
+	signals_block();
 	if (*cfg->pidfile != '\0') {
 		if (privs_write_pidfile(cfg->pidfile, &eb) == -1) {
 			log_warnx("%s", eb.msg);
@@ -272,11 +274,16 @@ main(int argc, char **argv)
 		goto out;
 	}
 	install_usr1();
+	if (signals_start(cfgpath, sockspec) == -1) {
+		log_warnx("cannot start the reload thread");
+		goto out;
+	}
 	log_notice("smimegw %s starting on %s", PACKAGE_VERSION, cfg->socket);
 	if (smfi_main() != MI_SUCCESS)
 		log_warnx("milter listener ended with an error");
 	log_notice("stopping: %ld message(s) in flight", atomic_load(&gw.inflight));
 	drain(cfg->shutdown_timeout);
+	runtime_install(NULL);
 	audit_close(gw.audit);
 	gw.audit = NULL;
 	log_notice("stopped after %lu message(s)", atomic_load(&gw.messages));

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "b64.h"
 #include "mime.h"
@@ -26,15 +29,65 @@ mime_scan_init(struct mime_scan *s)
 	memset(s, 0, sizeof(*s));
 }
 
+/*
+ * Bit i set for each of the 16 bytes at c that is CR, LF, NUL or 8-bit:
+ * the only bytes that change the scan state other than lengthening the
+ * line.  0 means the block is plain line content.
+ */
+static unsigned
+special16(const unsigned char *c)
+{
+#ifdef __SSE2__
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)c);
+	__m128i m = _mm_or_si128(
+	    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+	    _mm_cmpeq_epi8(v, _mm_setzero_si128()));
+
+	return (unsigned)_mm_movemask_epi8(m) | (unsigned)_mm_movemask_epi8(v);
+#else
+	unsigned m = 0, i;
+
+	for (i = 0; i < 16; i++)
+		if (c[i] == '\r' || c[i] == '\n' || c[i] == 0 || c[i] >= 0x80)
+			m |= 1u << i;
+	return m;
+#endif
+}
+
 void
 mime_scan_update(struct mime_scan *s, const void *p, size_t n)
 {
 	const unsigned char *c = p;
-	size_t i;
+	size_t i = 0, k;
+	unsigned m;
+	unsigned char b;
 
-	for (i = 0; i < n; i++) {
-		unsigned char b = c[i];
-
+	while (i < n) {
+		/*
+		 * Fast path, 16 bytes at a time while nothing is pending: plain
+		 * bytes only lengthen the line, and a CRLF ends it.
+		 */
+		if (!s->cr && n - i >= 16) {
+			m = special16(c + i);
+			if (m == 0) {
+				s->linelen += 16;
+				if (s->linelen > MIME_MAX_LINE)
+					s->flags |= MIME_UNSAFE_LONG;
+				i += 16;
+				continue;
+			}
+			k = (size_t)__builtin_ctz(m);
+			s->linelen += k;
+			if (s->linelen > MIME_MAX_LINE)
+				s->flags |= MIME_UNSAFE_LONG;
+			i += k;
+			if (c[i] == '\r' && i + 1 < n && c[i + 1] == '\n') {
+				s->linelen = 0;
+				i += 2;
+				continue;
+			}
+		}
+		b = c[i++];
 		if (s->cr) {
 			s->cr = 0;
 			if (b == '\n') {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/cms.h>
@@ -34,12 +35,15 @@ struct signer {
 	STACK_OF(X509_ALGOR) * caps; /* advertised content ciphers, strongest first */
 	unsigned char *encpref;      /* DER of SMIMEEncryptionKeyPreference, or NULL */
 	size_t encpref_len;
+	int use_cms;           /* 1: OpenSSL's CMS API per message (the reference path) */
+	struct fastsign *fast; /* precomputed DER for the direct path; NULL: CMS only */
 };
 
 struct sign_ctx {
 	const struct signer *s;
-	CMS_ContentInfo *cms;
+	CMS_ContentInfo *cms; /* CMS path */
 	BIO *in;
+	EVP_MD_CTX *md; /* direct path */
 };
 
 static const char *const md_names[] = {"SHA256", "SHA384", "SHA512"};
@@ -55,6 +59,18 @@ enum sign_digest
 signer_digest(const struct signer *s)
 {
 	return s->digest;
+}
+
+void
+signer_set_cms(struct signer *s, int on)
+{
+	s->use_cms = on != 0;
+}
+
+const char *
+signer_backend(const struct signer *s)
+{
+	return s->fast != NULL && !s->use_cms ? "direct" : "cms";
 }
 
 /* Appends a DER length to buf at *o. */
@@ -105,6 +121,352 @@ out:
 	return rc;
 }
 
+/* ---- the direct path: precomputed DER, one digest, one signature ---------- */
+
+/*
+ * Everything in a SignerInfo and SignedData that does not depend on the
+ * message, taken byte for byte from a SignedData that OpenSSL's CMS code
+ * made once in signer_new (so both paths emit the same structure): per
+ * message only signingTime, messageDigest and the signature are new.
+ */
+#define FS_MAX_ATTRS 16
+
+struct fastsign {
+	unsigned char *sd_pre; /* SignedData: version .. certificates (all but signerInfos) */
+	size_t sd_pre_len;
+	unsigned char *si_pre; /* SignerInfo: version, sid, digestAlgorithm */
+	size_t si_pre_len;
+	unsigned char *sigalg; /* SignerInfo: signatureAlgorithm */
+	size_t sigalg_len;
+	unsigned char *attr[FS_MAX_ATTRS]; /* constant signed attributes, DER Attribute */
+	size_t attr_len[FS_MAX_ATTRS];
+	size_t nattrs;
+	EVP_PKEY_CTX *pctx; /* initialised for signing; duplicated per message */
+};
+
+static const unsigned char oid_signed_data[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                                0xf7, 0x0d, 0x01, 0x07, 0x02};
+static const unsigned char oid_message_digest[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                                   0xf7, 0x0d, 0x01, 0x09, 0x04};
+static const unsigned char oid_signing_time[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+                                                 0xf7, 0x0d, 0x01, 0x09, 0x05};
+
+static void
+fastsign_free(struct fastsign *f)
+{
+	size_t i;
+
+	if (f == NULL)
+		return;
+	free(f->sd_pre);
+	free(f->si_pre);
+	free(f->sigalg);
+	for (i = 0; i < f->nattrs; i++)
+		free(f->attr[i]);
+	EVP_PKEY_CTX_free(f->pctx);
+	free(f);
+}
+
+/* One DER TLV at p (before end): tag, header and content length; -1 if malformed. */
+static int
+tlv(const unsigned char *p, const unsigned char *end, unsigned *tag, size_t *hl, size_t *len)
+{
+	size_t i, n, l = 0;
+
+	if (p >= end || end - p < 2 || (p[0] & 0x1f) == 0x1f)
+		return -1;
+	*tag = p[0];
+	if (p[1] < 0x80) {
+		l = p[1];
+		*hl = 2;
+	} else {
+		n = p[1] & 0x7f;
+		if (n == 0 || n > 4 || (size_t)(end - p) < 2 + n)
+			return -1;
+		for (i = 0; i < n; i++)
+			l = l << 8 | p[2 + i];
+		*hl = 2 + n;
+	}
+	if (l > (size_t)(end - p) - *hl)
+		return -1;
+	*len = l;
+	return 0;
+}
+
+static size_t
+hdr_size(size_t len)
+{
+	return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : len < 0x1000000 ? 5 : 6;
+}
+
+/* Writes a DER tag and length at o; returns the position after them. */
+static unsigned char *
+put_hdr(unsigned char *o, unsigned tag, size_t len)
+{
+	size_t n = hdr_size(len) - 2, i;
+
+	*o++ = (unsigned char)tag;
+	if (n == 0) {
+		*o++ = (unsigned char)len;
+		return o;
+	}
+	*o++ = (unsigned char)(0x80 | n);
+	for (i = n; i-- > 0;)
+		*o++ = (unsigned char)(len >> (8 * i));
+	return o;
+}
+
+static unsigned char *
+put(unsigned char *o, const void *p, size_t n)
+{
+	memcpy(o, p, n);
+	return o + n;
+}
+
+/* Whether the DER Attribute at a (n bytes) has the given type OID. */
+static int
+attr_is(const unsigned char *a, size_t n, const unsigned char *oid, size_t olen)
+{
+	unsigned tag;
+	size_t hl, len;
+
+	return tlv(a, a + n, &tag, &hl, &len) == 0 && len >= olen && memcmp(a + hl, oid, olen) == 0;
+}
+
+/* Takes the constant parts out of a SignedData made by the CMS path. */
+static int
+fastsign_parse(struct fastsign *f, const unsigned char *der, size_t derlen)
+{
+	const unsigned char *p = der, *end = der + derlen, *sd, *sd_end, *last = NULL, *q, *si,
+	                    *si_end, *a, *a_end;
+	unsigned tag;
+	size_t hl, len;
+
+	/* ContentInfo SEQUENCE { OID signedData, [0] { SignedData } } */
+	if (tlv(p, end, &tag, &hl, &len) < 0 || tag != 0x30)
+		return -1;
+	p += hl;
+	end = p + len;
+	if ((size_t)(end - p) < sizeof(oid_signed_data) ||
+	    memcmp(p, oid_signed_data, sizeof(oid_signed_data)) != 0)
+		return -1;
+	p += sizeof(oid_signed_data);
+	if (tlv(p, end, &tag, &hl, &len) < 0 || tag != 0xa0)
+		return -1;
+	p += hl;
+	if (tlv(p, end, &tag, &hl, &len) < 0 || tag != 0x30)
+		return -1;
+	sd = p + hl;
+	sd_end = sd + len;
+	/* signerInfos is the last child of SignedData. */
+	for (q = sd; q < sd_end; q += hl + len) {
+		if (tlv(q, sd_end, &tag, &hl, &len) < 0)
+			return -1;
+		last = q;
+	}
+	if (last == NULL || last[0] != 0x31)
+		return -1;
+	f->sd_pre_len = (size_t)(last - sd);
+	f->sd_pre = xmalloc(f->sd_pre_len);
+	memcpy(f->sd_pre, sd, f->sd_pre_len);
+	/* Exactly one SignerInfo. */
+	(void)tlv(last, sd_end, &tag, &hl, &len);
+	q = last + hl;
+	if (tlv(q, sd_end, &tag, &hl, &len) < 0 || tag != 0x30 || q + hl + len != sd_end)
+		return -1;
+	si = q + hl;
+	si_end = si + len;
+	/* version, sid, digestAlgorithm, [0] signedAttrs, signatureAlgorithm, signature */
+	for (q = si; q < si_end && q[0] != 0xa0; q += hl + len)
+		if (tlv(q, si_end, &tag, &hl, &len) < 0)
+			return -1;
+	if (q >= si_end || tlv(q, si_end, &tag, &hl, &len) < 0)
+		return -1;
+	f->si_pre_len = (size_t)(q - si);
+	f->si_pre = xmalloc(f->si_pre_len);
+	memcpy(f->si_pre, si, f->si_pre_len);
+	for (a = q + hl, a_end = a + len; a < a_end; a += hl + len) {
+		if (tlv(a, a_end, &tag, &hl, &len) < 0 || tag != 0x30)
+			return -1;
+		if (attr_is(a, hl + len, oid_signing_time, sizeof(oid_signing_time)) ||
+		    attr_is(a, hl + len, oid_message_digest, sizeof(oid_message_digest)))
+			continue;
+		if (f->nattrs == FS_MAX_ATTRS)
+			return -1;
+		f->attr[f->nattrs] = xmalloc(hl + len);
+		memcpy(f->attr[f->nattrs], a, hl + len);
+		f->attr_len[f->nattrs++] = hl + len;
+	}
+	q = a_end;
+	if (tlv(q, si_end, &tag, &hl, &len) < 0 || tag != 0x30)
+		return -1;
+	f->sigalg_len = hl + len;
+	f->sigalg = xmalloc(f->sigalg_len);
+	memcpy(f->sigalg, q, f->sigalg_len);
+	q += hl + len;
+	/* The signature, and nothing after it (no unsigned attributes). */
+	if (tlv(q, si_end, &tag, &hl, &len) < 0 || tag != 0x04 || q + hl + len != si_end)
+		return -1;
+	return 0;
+}
+
+/*
+ * Prepares the direct path: a template SignedData from the CMS path (over
+ * no content) and a key context set up like the one CMS uses.  Returns
+ * NULL if anything is unexpected; the signer then stays on the CMS path.
+ */
+static struct fastsign *
+fastsign_new(struct signer *s)
+{
+	struct fastsign *f = xcalloc(1, sizeof(*f));
+	struct iolist *empty = iolist_new();
+	unsigned char *der = NULL;
+	size_t derlen;
+	struct errbuf eb;
+	int ok = 0, was = s->use_cms;
+
+	s->use_cms = 1;
+	if (sign_iolist(s, empty, &der, &derlen, &eb) != OUTCOME_OK)
+		goto out;
+	if (fastsign_parse(f, der, derlen) < 0)
+		goto out;
+	if ((f->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, s->key, NULL)) == NULL ||
+	    EVP_PKEY_sign_init(f->pctx) <= 0 || EVP_PKEY_CTX_set_signature_md(f->pctx, s->md) <= 0)
+		goto out;
+	if (s->pss && (EVP_PKEY_CTX_set_rsa_padding(f->pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+	               EVP_PKEY_CTX_set_rsa_pss_saltlen(f->pctx, RSA_PSS_SALTLEN_DIGEST) <= 0 ||
+	               EVP_PKEY_CTX_set_rsa_mgf1_md(f->pctx, s->md) <= 0))
+		goto out;
+	ok = 1;
+out:
+	s->use_cms = was;
+	free(der);
+	iolist_free(empty);
+	if (!ok) {
+		fastsign_free(f);
+		f = NULL;
+		err_openssl_clear();
+	}
+	return f;
+}
+
+struct slice_p {
+	const unsigned char *p;
+	size_t n;
+};
+
+/* DER SET OF order: as octet strings, the shorter one padded with zeros. */
+static int
+der_set_cmp(const void *x, const void *y)
+{
+	const struct slice_p *a = x, *b = y;
+	size_t n = a->n < b->n ? a->n : b->n;
+	int c = memcmp(a->p, b->p, n);
+
+	if (c != 0)
+		return c;
+	return a->n < b->n ? -1 : a->n > b->n;
+}
+
+static enum outcome
+fast_finish(struct sign_ctx *c, unsigned char **der, size_t *derlen, struct errbuf *eb)
+{
+	const struct signer *s = c->s;
+	const struct fastsign *f = s->fast;
+	unsigned char dig[EVP_MAX_MD_SIZE], h[EVP_MAX_MD_SIZE], tattr[40], mattr[96],
+	    *sa = NULL, *sig = NULL, *o, *out;
+	struct slice_p list[FS_MAX_ATTRS + 2];
+	unsigned dl, hl2;
+	size_t i, n = 0, alen = 0, tl, siglen = 0, si_len, sis_len, sd_len, ci0_len, ci_len;
+	EVP_PKEY_CTX *pctx = NULL;
+	enum outcome rc = OUTCOME_PERM;
+	struct tm tm;
+	time_t now = time(NULL);
+	char ts[24];
+	int utc;
+
+	if (EVP_DigestFinal_ex(c->md, dig, &dl) != 1) {
+		err_openssl(eb, "sign: digest");
+		goto out;
+	}
+	/* signingTime: UTCTime through 2049, GeneralizedTime after (RFC 5652 11.3). */
+	if (gmtime_r(&now, &tm) == NULL) {
+		err_set(eb, "sign: clock");
+		goto out;
+	}
+	utc = tm.tm_year >= 50 && tm.tm_year < 150;
+	tl = (size_t)snprintf(ts, sizeof(ts), "%0*d%02d%02d%02d%02d%02dZ", utc ? 2 : 4,
+	                      utc ? tm.tm_year % 100 : tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+	                      tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (tl >= sizeof(ts)) {
+		err_set(eb, "sign: clock");
+		goto out;
+	}
+	o = put_hdr(tattr, 0x30, sizeof(oid_signing_time) + 4 + tl);
+	o = put(o, oid_signing_time, sizeof(oid_signing_time));
+	o = put_hdr(o, 0x31, 2 + tl);
+	o = put_hdr(o, utc ? 0x17 : 0x18, tl);
+	o = put(o, ts, tl);
+	list[n++] = (struct slice_p){tattr, (size_t)(o - tattr)};
+	o = put_hdr(mattr, 0x30, sizeof(oid_message_digest) + 4 + dl);
+	o = put(o, oid_message_digest, sizeof(oid_message_digest));
+	o = put_hdr(o, 0x31, 2 + dl);
+	o = put_hdr(o, 0x04, dl);
+	o = put(o, dig, dl);
+	list[n++] = (struct slice_p){mattr, (size_t)(o - mattr)};
+	for (i = 0; i < f->nattrs; i++)
+		list[n++] = (struct slice_p){f->attr[i], f->attr_len[i]};
+	qsort(list, n, sizeof(list[0]), der_set_cmp);
+	for (i = 0; i < n; i++)
+		alen += list[i].n;
+
+	/* The signature covers the attributes encoded as a SET (RFC 5652 5.4). */
+	sa = xmalloc(hdr_size(alen) + alen);
+	o = put_hdr(sa, 0x31, alen);
+	for (i = 0; i < n; i++)
+		o = put(o, list[i].p, list[i].n);
+	if (EVP_Digest(sa, (size_t)(o - sa), h, &hl2, s->md, NULL) != 1 ||
+	    (pctx = EVP_PKEY_CTX_dup(f->pctx)) == NULL ||
+	    EVP_PKEY_sign(pctx, NULL, &siglen, h, hl2) <= 0) {
+		err_openssl(eb, "sign: signature");
+		goto out;
+	}
+	sig = xmalloc(siglen);
+	if (EVP_PKEY_sign(pctx, sig, &siglen, h, hl2) <= 0) {
+		err_openssl(eb, "sign: signature");
+		goto out;
+	}
+
+	/* Splice: ContentInfo { signedData, [0] SignedData { ..., SET { SignerInfo } } } */
+	si_len = f->si_pre_len + hdr_size(alen) + alen + f->sigalg_len + hdr_size(siglen) + siglen;
+	sis_len = hdr_size(si_len) + si_len;
+	sd_len = f->sd_pre_len + hdr_size(sis_len) + sis_len;
+	ci0_len = hdr_size(sd_len) + sd_len;
+	ci_len = sizeof(oid_signed_data) + hdr_size(ci0_len) + ci0_len;
+	out = xmalloc(hdr_size(ci_len) + ci_len);
+	o = put_hdr(out, 0x30, ci_len);
+	o = put(o, oid_signed_data, sizeof(oid_signed_data));
+	o = put_hdr(o, 0xa0, ci0_len);
+	o = put_hdr(o, 0x30, sd_len);
+	o = put(o, f->sd_pre, f->sd_pre_len);
+	o = put_hdr(o, 0x31, sis_len);
+	o = put_hdr(o, 0x30, si_len);
+	o = put(o, f->si_pre, f->si_pre_len);
+	o = put_hdr(o, 0xa0, alen);
+	o = put(o, sa + hdr_size(alen), alen);
+	o = put(o, f->sigalg, f->sigalg_len);
+	o = put_hdr(o, 0x04, siglen);
+	o = put(o, sig, siglen);
+	*der = out;
+	*derlen = (size_t)(o - out);
+	rc = OUTCOME_OK;
+out:
+	EVP_PKEY_CTX_free(pctx);
+	free(sa);
+	free(sig);
+	return rc;
+}
+
 void
 signer_free(struct signer *s)
 {
@@ -116,6 +478,7 @@ signer_free(struct signer *s)
 	EVP_MD_free(s->md);
 	sk_X509_ALGOR_pop_free(s->caps, X509_ALGOR_free);
 	free(s->encpref);
+	fastsign_free(s->fast);
 	free(s);
 }
 
@@ -124,6 +487,7 @@ signer_new(const struct signer_params *p, struct signer **out, struct errbuf *eb
 {
 	struct signer *s = NULL;
 	enum outcome rc = OUTCOME_PERM;
+	const char *env;
 	int i;
 
 	*out = NULL;
@@ -170,6 +534,9 @@ signer_new(const struct signer_params *p, struct signer **out, struct errbuf *eb
 		err_openssl(eb, "signer: encryption key preference");
 		goto out;
 	}
+	env = getenv("SMIMEGW_SIGN_CMS");
+	s->use_cms = env != NULL && *env != '\0' && strcmp(env, "0") != 0;
+	s->fast = fastsign_new(s);
 	*out = s;
 	s = NULL;
 	rc = OUTCOME_OK;
@@ -185,6 +552,7 @@ sign_ctx_free(struct sign_ctx *c)
 		return;
 	BIO_free_all(c->in);
 	CMS_ContentInfo_free(c->cms);
+	EVP_MD_CTX_free(c->md);
 	free(c);
 	err_openssl_clear();
 }
@@ -201,6 +569,17 @@ sign_begin(const struct signer *s, struct sign_ctx **out, struct errbuf *eb)
 
 	*out = NULL;
 	c->s = s;
+	if (s->fast != NULL && !s->use_cms) {
+		if ((c->md = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestInit_ex2(c->md, s->md, NULL) != 1) {
+			err_openssl(eb, "sign: digest init");
+			goto out;
+		}
+		*out = c;
+		c = NULL;
+		rc = OUTCOME_OK;
+		goto out;
+	}
 	if ((c->cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL) {
 		err_openssl(eb, "sign: CMS_sign");
 		goto out;
@@ -254,6 +633,13 @@ sign_update(struct sign_ctx *c, const void *p, size_t n, struct errbuf *eb)
 	const unsigned char *b = p;
 	int chunk, w;
 
+	if (c->md != NULL) {
+		if (EVP_DigestUpdate(c->md, p, n) != 1) {
+			err_openssl(eb, "sign: digest update");
+			return OUTCOME_PERM;
+		}
+		return OUTCOME_OK;
+	}
 	while (n > 0) {
 		chunk = n > INT32_MAX ? INT32_MAX : (int)n;
 		if ((w = BIO_write(c->in, b, chunk)) != chunk) {
@@ -289,6 +675,8 @@ sign_finish(struct sign_ctx *c, unsigned char **der, size_t *derlen, struct errb
 
 	*der = NULL;
 	*derlen = 0;
+	if (c->md != NULL)
+		return fast_finish(c, der, derlen, eb);
 	if (CMS_dataFinal(c->cms, c->in) != 1) {
 		err_openssl(eb, "sign: signature");
 		return OUTCOME_PERM;

@@ -45,6 +45,18 @@ enum outcome signer_new(const struct signer_params *, struct signer **out, struc
 void signer_free(struct signer *);
 enum sign_digest signer_digest(const struct signer *);
 
+/*
+ * Two implementations produce the same SignedData: the direct path
+ * (default: constant DER precomputed in signer_new, per message one
+ * digest, the signed attributes and one private-key operation) and
+ * OpenSSL's CMS API (the reference).  signer_set_cms(s, 1) selects the
+ * CMS API for later sign_begin calls (not while other threads sign with
+ * s); so does SMIMEGW_SIGN_CMS=1 in the environment at signer_new time.
+ * signer_backend says which is in use: "direct" or "cms".
+ */
+void signer_set_cms(struct signer *, int on);
+const char *signer_backend(const struct signer *);
+
 /* RFC 8551 micalg name for a digest ("sha-256", "sha-384", "sha-512"). */
 const char *sign_micalg(enum sign_digest);
 
