@@ -97,6 +97,12 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 		}
 		atomic_fetch_add(&gw.connections, 1);
 	}
+	if (c->cfg->max_connections > 0 &&
+	    atomic_load(&gw.connections) > (long)c->cfg->max_connections) {
+		log_warnx("MaxConnections %u reached: connection from %s refused for now",
+			  c->cfg->max_connections, hostname != NULL ? hostname : "unknown");
+		return reply_action(ctx, NULL, ACTION_TEMPFAIL, REPLY_BUSY, NULL);
+	}
 	free(c->hostname);
 	c->hostname = xstrdup(hostname != NULL ? hostname : "unknown");
 	c->addr[0] = '\0';
@@ -125,6 +131,8 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 	cb_update_qid(ctx, m);
 	if (atomic_load(&gw.stopping))
 		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL);
+	if (c->cfg->max_inflight > 0 && atomic_load(&gw.inflight) > (long)c->cfg->max_inflight)
+		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_BUSY, "too many messages in flight");
 	m->from = cb_strip_angles(argv[0] != NULL ? argv[0] : "");
 	if ((auth = smfi_getsymval(ctx, "{auth_authen}")) != NULL && *auth != '\0')
 		m->auth_authen = xstrdup(auth);

@@ -21,6 +21,7 @@ static const struct reply_text reply_texts[] = {
 			"Message too large for the S/MIME gateway"},
     [REPLY_SHUTDOWN] = {"421", "4.3.2", "421", "4.3.2",
 			"S/MIME gateway is restarting, try again later"},
+    [REPLY_BUSY] = {"421", "4.3.2", "421", "4.3.2", "S/MIME gateway busy, try again later"},
     [REPLY_INTERNAL] = {"451", "4.3.0", "554", "5.3.0", "S/MIME gateway internal error"},
     [REPLY_RESOURCE] = {"451", "4.3.1", "552", "5.3.1", "S/MIME gateway resource limit reached"},
     [REPLY_NO_SIGNING_KEY] = {"451", "4.7.0", "550", "5.7.1",

@@ -14,6 +14,7 @@
 enum reply_reason {
 	REPLY_OVERSIZE,	 /* larger than MaximumMessageSize */
 	REPLY_SHUTDOWN,	 /* daemon is stopping */
+	REPLY_BUSY,	 /* MaxConnections or MaxMessagesInFlight reached */
 	REPLY_INTERNAL,	 /* an internal error */
 	REPLY_RESOURCE,	 /* out of a resource (limit reached) */
 	REPLY_NO_SIGNING_KEY, /* the sender should sign but has no usable key */

@@ -83,6 +83,12 @@ static const struct cfg_key config_keys[] = {
      "Seconds in-flight messages get to finish after SIGTERM; new ones are tempfailed."},
     {"MilterTimeout", CFG_UINT, OFF(milter_timeout), "300", NULL, 1, 86400,
      "Seconds libmilter waits for the MTA on an idle connection."},
+    {"MaxConnections", CFG_UINT, OFF(max_connections), "1000", NULL, 0, 1000000,
+     "Milter connections served at once; beyond it new ones are tempfailed at once (0: no "
+     "limit)."},
+    {"MaxMessagesInFlight", CFG_UINT, OFF(max_inflight), "0", NULL, 0, 1000000,
+     "Messages being received or processed at once; beyond it MAIL FROM is tempfailed "
+     "(0: no limit)."},
 
     {"KeyStore", CFG_PATH, OFF(keystore), "", NULL, 0, 0,
      "Directory of users' certificates and private keys, managed with smimegw-keys."},

@@ -40,6 +40,8 @@ struct config {
 	unsigned shutdown_timeout; /* ShutdownTimeout, seconds */
 	unsigned socket_mode;	  /* SocketMode */
 	unsigned milter_timeout;  /* MilterTimeout, seconds */
+	unsigned max_connections; /* MaxConnections, 0 for no limit */
+	unsigned max_inflight;	  /* MaxMessagesInFlight, 0 for no limit */
 
 	/* Keys and trust (issue 3). */
 	char *keystore;		  /* KeyStore directory, "" for none */
