@@ -265,16 +265,8 @@ strip_name(const struct msgbuf *mb, const char *name, const char *id, struct rew
 		del = xreallocarray(del, ndel + 1, sizeof(*del));
 		del[ndel++] = (unsigned)count;
 	}
-	for (i = ndel; i-- > 0;) {
-		struct hdr_edit *e;
-
-		rw->edits = xreallocarray(rw->edits, rw->nedits + 1, sizeof(*rw->edits));
-		e = &rw->edits[rw->nedits++];
-		e->op = HDR_DELETE;
-		e->name = xstrdup(name);
-		e->index = del[i];
-		e->value = NULL;
-	}
+	for (i = ndel; i-- > 0;)
+		rewrite_add(rw, HDR_DELETE, name, del[i], NULL);
 	free(del);
 	return ndel;
 }

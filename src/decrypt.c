@@ -429,22 +429,6 @@ unfold(const unsigned char *v, size_t n)
 	return out;
 }
 
-static void
-edit_push(struct rewrite *rw, enum hdr_op op, const void *name, size_t nlen, unsigned index,
-          char *value)
-{
-	struct hdr_edit *e;
-
-	rw->edits = xreallocarray(rw->edits, rw->nedits + 1, sizeof(*rw->edits));
-	e = &rw->edits[rw->nedits++];
-	e->op = op;
-	e->name = xmalloc(nlen + 1);
-	memcpy(e->name, name, nlen);
-	e->name[nlen] = '\0';
-	e->index = index;
-	e->value = value;
-}
-
 /* Bare LF -> CRLF (the body goes back to the MTA); returns p itself when already CRLF. */
 static unsigned char *
 to_crlf(unsigned char *p, size_t n, size_t *outlen)
@@ -474,10 +458,9 @@ to_crlf(unsigned char *p, size_t n, size_t *outlen)
 static struct rewrite *
 build_rewrite(const struct msgbuf *mb, unsigned char *plain, size_t len, struct decrypt_result *res)
 {
-	struct rewrite *rw = xcalloc(1, sizeof(*rw));
+	struct rewrite *rw = rewrite_new();
 	struct entity *e = xmalloc(sizeof(*e));
-	const unsigned char *d = msgbuf_data(mb);
-	size_t i, j, nh = msgbuf_header_count(mb);
+	size_t i;
 
 	rw->keep = iolist_new();
 	iolist_add_owned(rw->keep, plain, len);
@@ -490,26 +473,14 @@ build_rewrite(const struct msgbuf *mb, unsigned char *plain, size_t len, struct 
 		e->body = plain;
 		e->bodylen = len;
 	}
-	/* Highest occurrence first for each name: walk backwards. */
-	for (i = nh; i-- > 0;) {
-		const struct msgbuf_hdr *h = msgbuf_header(mb, i);
-		unsigned occ = 1;
-
-		if (!mime_is_content_field(d + h->name.off, h->name.len))
-			continue;
-		for (j = 0; j < i; j++) {
-			const struct msgbuf_hdr *o = msgbuf_header(mb, j);
-			if (o->name.len == h->name.len &&
-			    strncasecmp((const char *)d + o->name.off,
-			                (const char *)d + h->name.off, h->name.len) == 0)
-				occ++;
-		}
-		edit_push(rw, HDR_DELETE, d + h->name.off, h->name.len, occ, NULL);
-	}
+	rewrite_delete_content(rw, mb);
 	for (i = 0; i < e->nf; i++)
-		if (mime_is_content_field(e->f[i].name, e->f[i].nlen))
-			edit_push(rw, HDR_ADD, e->f[i].name, e->f[i].nlen, 0,
-			          unfold(e->f[i].value, e->f[i].vlen));
+		if (mime_is_content_field(e->f[i].name, e->f[i].nlen)) {
+			char *v = unfold(e->f[i].value, e->f[i].vlen);
+
+			rewrite_add_n(rw, HDR_ADD, (const char *)e->f[i].name, e->f[i].nlen, 0, v);
+			free(v);
+		}
 	iolist_add_ref(rw->body, e->body, e->bodylen);
 	free(e);
 	return rw;

@@ -531,73 +531,6 @@ encrypt_entity_from_rewrite(const struct rewrite *r, struct iolist *entity)
 	}
 }
 
-static void
-edit_add(struct rewrite *r, enum hdr_op op, const char *name, size_t nlen, unsigned index,
-         const char *value)
-{
-	struct hdr_edit *ed;
-
-	r->edits = xreallocarray(r->edits, r->nedits + 1, sizeof(*r->edits));
-	ed = &r->edits[r->nedits++];
-	ed->op = op;
-	ed->name = xstrndup(name, nlen);
-	ed->index = index;
-	ed->value = value != NULL ? xstrdup(value) : NULL;
-}
-
-/* 1-based occurrence of header i among the headers of the same name. */
-static unsigned
-hdr_occurrence(const struct msgbuf *mb, size_t i)
-{
-	const unsigned char *d = msgbuf_data(mb);
-	const struct msgbuf_hdr *h = msgbuf_header(mb, i), *o;
-	unsigned n = 0;
-	size_t j;
-
-	for (j = 0; j <= i; j++) {
-		o = msgbuf_header(mb, j);
-		if (o->name.len == h->name.len &&
-		    strncasecmp((const char *)d + o->name.off, (const char *)d + h->name.off,
-		                h->name.len) == 0)
-			n++;
-	}
-	return n;
-}
-
-/* Number of fields called name; *ok set if there is exactly one and it reads "1.0". */
-static unsigned
-count_fields(const struct msgbuf *mb, const char *name, int *ok)
-{
-	const unsigned char *d = msgbuf_data(mb);
-	const struct msgbuf_hdr *h;
-	size_t from = 0, i, o = 0;
-	unsigned count = 0;
-	char v[8];
-	int depth = 0;
-
-	*ok = 0;
-	while ((h = msgbuf_header_find(mb, name, &from)) != NULL) {
-		from = (size_t)(h - msgbuf_header(mb, 0)) + 1;
-		if (count++ > 0)
-			continue;
-		for (i = 0; i < h->value.len && o + 1 < sizeof(v); i++) {
-			unsigned char ch = d[h->value.off + i];
-
-			if (ch == '(')
-				depth++;
-			else if (ch == ')' && depth > 0)
-				depth--;
-			else if (depth == 0 && ch > ' ')
-				v[o++] = (char)ch;
-		}
-		v[o] = '\0';
-		*ok = strcmp(v, "1.0") == 0;
-	}
-	if (count != 1)
-		*ok = 0;
-	return count;
-}
-
 /* A replacement Subject must be one short line of printable ASCII. */
 static int
 subject_ok(const char *s)
@@ -619,13 +552,8 @@ encrypt_build_message(const struct msgbuf *mb, const struct mime_split *sp,
 {
 	static const struct encrypt_opts defaults;
 	const struct encrypt_opts *o = opts != NULL ? opts : &defaults;
-	const unsigned char *d = msgbuf_data(mb);
-	struct rewrite *r = xcalloc(1, sizeof(*r));
-	const struct msgbuf_hdr *h;
+	struct rewrite *r = rewrite_new();
 	enum outcome rc = OUTCOME_PERM;
-	unsigned count, k;
-	size_t i;
-	int ok;
 
 	*out = NULL;
 	r->body = b64;
@@ -639,29 +567,18 @@ encrypt_build_message(const struct msgbuf *mb, const struct mime_split *sp,
 		        ENCRYPT_MAX_SUBJECT);
 		goto out;
 	}
-	for (i = sp->ncontent; i-- > 0;) {
-		h = msgbuf_header(mb, sp->content[i]);
-		edit_add(r, HDR_DELETE, (const char *)d + h->name.off, h->name.len,
-		         hdr_occurrence(mb, sp->content[i]), NULL);
-	}
-	count = count_fields(mb, "MIME-Version", &ok);
-	if (!ok) {
-		for (k = count; k > 0; k--)
-			edit_add(r, HDR_DELETE, "MIME-Version", 12, k, NULL);
-		edit_add(r, HDR_ADD, "MIME-Version", 12, 0, "1.0");
-	}
+	rewrite_delete_content(r, mb);
+	rewrite_mime_version(r, mb);
 	if (o->subject != NULL) {
-		count = count_fields(mb, "Subject", &ok);
-		for (k = count; k > 0; k--)
-			edit_add(r, HDR_DELETE, "Subject", 7, k, NULL);
-		edit_add(r, HDR_ADD, "Subject", 7, 0, o->subject);
+		rewrite_delete_all(r, mb, "Subject");
+		rewrite_add(r, HDR_ADD, "Subject", 0, o->subject);
 	}
-	edit_add(r, HDR_ADD, "Content-Type", 12, 0,
+	rewrite_add(r, HDR_ADD, "Content-Type", 0,
 	         o->cipher == ENCRYPT_AES256_GCM
 	             ? "application/pkcs7-mime; smime-type=authEnveloped-data; name=\"smime.p7m\""
 	             : "application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"");
-	edit_add(r, HDR_ADD, "Content-Transfer-Encoding", 25, 0, "base64");
-	edit_add(r, HDR_ADD, "Content-Disposition", 19, 0, "attachment; filename=\"smime.p7m\"");
+	rewrite_add(r, HDR_ADD, "Content-Transfer-Encoding", 0, "base64");
+	rewrite_add(r, HDR_ADD, "Content-Disposition", 0, "attachment; filename=\"smime.p7m\"");
 	*out = r;
 	r = NULL;
 	rc = OUTCOME_OK;

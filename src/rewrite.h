@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "iolist.h"
+#include "msgbuf.h"
 
 enum hdr_op {
 	HDR_DELETE, /* smfi_chgheader(name, index, NULL) */
@@ -44,6 +45,15 @@ struct rewrite *rewrite_new(void);
 /* Appends one edit; name and value are copied (value may be NULL for deletes). */
 void rewrite_add(struct rewrite *, enum hdr_op, const char *name, unsigned index,
 		 const char *value);
+/* The same with a name of nlen bytes (not NUL-terminated). */
+void rewrite_add_n(struct rewrite *, enum hdr_op, const char *name, size_t nlen, unsigned index,
+		   const char *value);
+/* Deletes every top-level Content-* field of mb, highest occurrence first. */
+void rewrite_delete_content(struct rewrite *, const struct msgbuf *);
+/* Deletes every field called name, highest occurrence first. */
+void rewrite_delete_all(struct rewrite *, const struct msgbuf *, const char *name);
+/* Makes sure the message ends up with exactly one "MIME-Version: 1.0". */
+void rewrite_mime_version(struct rewrite *, const struct msgbuf *);
 /* Frees the edits, the body and keep; NULL is a no-op. */
 void rewrite_free(struct rewrite *);
 

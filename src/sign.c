@@ -711,58 +711,6 @@ out:
 	return rc;
 }
 
-/* ---- multipart/signed assembly ------------------------------------------- */
-
-void
-rewrite_free(struct rewrite *r)
-{
-	size_t i;
-
-	if (r == NULL)
-		return;
-	for (i = 0; i < r->nedits; i++) {
-		free(r->edits[i].name);
-		free(r->edits[i].value);
-	}
-	free(r->edits);
-	iolist_free(r->body);
-	iolist_free(r->keep);
-	free(r);
-}
-
-static void
-edit_add(struct rewrite *r, enum hdr_op op, const char *name, size_t nlen, unsigned index,
-         const char *value)
-{
-	struct hdr_edit *e;
-
-	r->edits = xreallocarray(r->edits, r->nedits + 1, sizeof(*r->edits));
-	e = &r->edits[r->nedits++];
-	e->op = op;
-	e->name = xstrndup(name, nlen);
-	e->index = index;
-	e->value = value != NULL ? xstrdup(value) : NULL;
-}
-
-/* 1-based occurrence of header i among the headers of the same name. */
-static unsigned
-hdr_occurrence(const struct msgbuf *mb, size_t i)
-{
-	const unsigned char *d = msgbuf_data(mb);
-	const struct msgbuf_hdr *h = msgbuf_header(mb, i), *o;
-	unsigned n = 0;
-	size_t j;
-
-	for (j = 0; j <= i; j++) {
-		o = msgbuf_header(mb, j);
-		if (o->name.len == h->name.len &&
-		    strncasecmp((const char *)d + o->name.off, (const char *)d + h->name.off,
-		                h->name.len) == 0)
-			n++;
-	}
-	return n;
-}
-
 /* Whether needle occurs anywhere in the list's bytes (across segment joins too). */
 static int
 iolist_contains(const struct iolist *l, const char *needle, size_t nl)
@@ -796,38 +744,6 @@ iolist_contains(const struct iolist *l, const char *needle, size_t nl)
 	return 0;
 }
 
-/* Whether the (first) MIME-Version says 1.0, ignoring comments and spaces. */
-static int
-mime_version_ok(const struct msgbuf *mb, unsigned *count)
-{
-	const unsigned char *d = msgbuf_data(mb);
-	const struct msgbuf_hdr *h;
-	char v[8];
-	size_t from = 0, i, o = 0;
-	int ok = 0, depth;
-
-	*count = 0;
-	while ((h = msgbuf_header_find(mb, "MIME-Version", &from)) != NULL) {
-		from = (size_t)(h - msgbuf_header(mb, 0)) + 1;
-		if ((*count)++ > 0)
-			continue;
-		depth = 0;
-		for (i = 0; i < h->value.len && o + 1 < sizeof(v); i++) {
-			unsigned char c = d[h->value.off + i];
-
-			if (c == '(')
-				depth++;
-			else if (c == ')' && depth > 0)
-				depth--;
-			else if (depth == 0 && c > ' ')
-				v[o++] = (char)c;
-		}
-		v[o] = '\0';
-		ok = strcmp(v, "1.0") == 0;
-	}
-	return ok && *count == 1;
-}
-
 enum outcome
 sign_build_multipart(const struct msgbuf *mb, const struct mime_split *sp, struct iolist *entity,
                      enum sign_digest digest, const unsigned char *der, size_t derlen,
@@ -840,14 +756,12 @@ sign_build_multipart(const struct msgbuf *mb, const struct mime_split *sp, struc
 	    "Content-Transfer-Encoding: base64\r\n"
 	    "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n"
 	    "Content-Description: S/MIME Cryptographic Signature\r\n\r\n";
-	const unsigned char *d = msgbuf_data(mb);
-	struct rewrite *r = xcalloc(1, sizeof(*r));
+	struct rewrite *r = rewrite_new();
 	unsigned char rnd[18];
 	char boundary[64], delim[80], *ct = NULL, *b64 = NULL;
 	enum outcome rc = OUTCOME_TEMP;
-	const struct msgbuf_hdr *h;
 	size_t i, n, blen;
-	unsigned tries, count, mv;
+	unsigned tries;
 	const void *p;
 	static const char hex[] = "0123456789abcdef";
 
@@ -879,20 +793,12 @@ sign_build_multipart(const struct msgbuf *mb, const struct mime_split *sp, struc
 	}
 
 	/* Header edits: Content-* out (highest occurrence first), MIME-Version, new type. */
-	for (i = sp->ncontent; i-- > 0;) {
-		h = msgbuf_header(mb, sp->content[i]);
-		edit_add(r, HDR_DELETE, (const char *)d + h->name.off, h->name.len,
-		         hdr_occurrence(mb, sp->content[i]), NULL);
-	}
-	if (!mime_version_ok(mb, &count)) {
-		for (mv = count; mv > 0; mv--)
-			edit_add(r, HDR_DELETE, "MIME-Version", 12, mv, NULL);
-		edit_add(r, HDR_ADD, "MIME-Version", 12, 0, "1.0");
-	}
+	rewrite_delete_content(r, mb);
+	rewrite_mime_version(r, mb);
 	ct = xasprintf("multipart/signed; protocol=\"application/pkcs7-signature\"; "
 	               "micalg=%s; boundary=\"%s\"",
 	               sign_micalg(digest), boundary);
-	edit_add(r, HDR_ADD, "Content-Type", 12, 0, ct);
+	rewrite_add(r, HDR_ADD, "Content-Type", 0, ct);
 
 	/* Body: everything but the boundaries and the signature is referenced. */
 	r->body = iolist_new();
