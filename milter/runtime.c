@@ -191,6 +191,16 @@ runtime_new(struct config *cfg, struct errbuf *eb)
 			goto fail;
 		}
 	}
+	if (*cfg->crl_file != '\0') {
+		if (rt->trust == NULL) {
+			err_set(eb, "CrlFile: needs TrustAnchors");
+			goto fail;
+		}
+		if (trust_load_crls(rt->trust, cfg->crl_file, &why) != OUTCOME_OK) {
+			err_set(eb, "CrlFile: %s", why.msg);
+			goto fail;
+		}
+	}
 	if (*cfg->keystore != '\0') {
 		if ((rt->ks = keystore_load(cfg->keystore, rt->trust, &why)) == NULL) {
 			err_set(eb, "KeyStore: %s", why.msg);

@@ -25,6 +25,7 @@ struct trust {
 	X509_STORE *store;
 	STACK_OF(X509) * intermediates; /* untrusted, added to every verification */
 	size_t nanchors;
+	size_t ncrls; /* CRLs in the store: verification checks them */
 };
 
 /*
@@ -231,6 +232,49 @@ map_error(int err)
 	}
 }
 
+enum outcome
+trust_load_crls(struct trust *t, const char *path, struct errbuf *eb)
+{
+	X509_CRL *crl;
+	size_t n = 0;
+	BIO *in;
+
+	if ((in = BIO_new_file(path, "r")) == NULL) {
+		err_openssl(eb, path);
+		return OUTCOME_PERM;
+	}
+	while (n < TRUST_MAX_FILES && (crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL)) != NULL) {
+		if (X509_STORE_add_crl(t->store, crl) == 1)
+			n++;
+		X509_CRL_free(crl);
+	}
+	BIO_free(in);
+	ERR_clear_error();
+	if (n == 0) {
+		err_set(eb, "%s: no CRL found (PEM \"X509 CRL\" blocks expected)", path);
+		return OUTCOME_PERM;
+	}
+	t->ncrls += n;
+	return OUTCOME_OK;
+}
+
+size_t
+trust_ncrls(const struct trust *t)
+{
+	return t->ncrls;
+}
+
+/* With CRLs loaded: a missing CRL for some issuer is "not checked", not an error. */
+static int
+trust_crl_cb(int ok, X509_STORE_CTX *ctx)
+{
+	if (!ok && X509_STORE_CTX_get_error(ctx) == X509_V_ERR_UNABLE_TO_GET_CRL) {
+		X509_STORE_CTX_set_error(ctx, X509_V_OK);
+		return 1;
+	}
+	return ok;
+}
+
 enum trust_status
 trust_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t at,
              enum trust_purpose purpose, struct errbuf *detail)
@@ -258,6 +302,10 @@ trust_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t a
 		goto out;
 	}
 	X509_STORE_CTX_set_time(ctx, 0, at);
+	if (t->ncrls > 0) {
+		X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK);
+		X509_STORE_CTX_set_verify_cb(ctx, trust_crl_cb);
+	}
 	if (purpose == TRUST_PURPOSE_SMIME_SIGN)
 		(void)X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SMIME_SIGN);
 	else if (purpose == TRUST_PURPOSE_SMIME_ENCRYPT)

@@ -44,6 +44,14 @@ enum trust_purpose {
  */
 struct trust *trust_load(const char *anchors, const char *intermediates, struct errbuf *eb);
 void trust_free(struct trust *);
+/*
+ * Adds the CRLs of a PEM file (CrlFile).  Afterwards every verification
+ * checks the leaf against the CRL of its issuer when one is loaded; a leaf
+ * whose issuer has no CRL here is not treated as revoked.  PERM with the
+ * file named in eb if it cannot be read or holds no CRL.
+ */
+enum outcome trust_load_crls(struct trust *, const char *path, struct errbuf *eb);
+size_t trust_ncrls(const struct trust *);
 /* Number of anchors and of intermediates loaded. */
 size_t trust_nanchors(const struct trust *);
 size_t trust_nintermediates(const struct trust *);

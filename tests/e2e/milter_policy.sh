@@ -65,4 +65,20 @@ load ecdsa --from carol@example.org --count 10 --shape binary-attachment --size 
 expect ecdsa 'j["bodies_replaced"] == 10 and j["check_failures"] == 0'
 grep -q "client not trusted and not authenticated" "$SMG_WORK/smimegw.log" ||
 	die "untrusted client decision not logged"
-pass "signing policy and OnMissingSigningKey through the milter protocol"
+smimegw_stop
+
+# CrlFile: bob's certificate is revoked, so bob (policy encrypt) is refused
+# at RCPT while carol's mail is encrypted.
+ks_import bob@example.org bob
+printf '* encrypt\n' >"$SMG_WORK/encrypt.policy"
+gw_config "KeyStore $KS" "TrustAnchors $PKI/trust-anchors.pem" "Intermediates $PKI/intermediate-ca.crt" \
+	"InternalDomains example.org" "EncryptPolicy $SMG_WORK/encrypt.policy" \
+	"CrlFile $PKI/revoked-bob.crl"
+gw_start
+load crl-bob --from alice@example.org --to bob@example.org --count 2
+expect crl-bob 'j["replies"]["reject"] == 2 and j["bodies_replaced"] == 0'
+load crl-carol --from alice@example.org --to carol@example.org --count 2
+expect crl-carol 'j["bodies_replaced"] == 2 and j["check_failures"] == 0'
+grep -q "to=<bob@example.org> has no usable S/MIME certificate: reject-recipient" "$SMG_WORK/smimegw.log" ||
+	die "revoked certificate not refused"
+pass "signing policy, OnMissingSigningKey and CRL checks through the milter protocol"
