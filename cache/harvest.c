@@ -53,7 +53,7 @@ harvest_newest(const char *dir, const char *addr)
 
 enum outcome
 harvest_store(struct certcache *cc, const char *dir, const char *addr, X509 *cert, unsigned ttl,
-	      int *stored, struct errbuf *eb)
+              int *stored, struct errbuf *eb)
 {
 	char fp[65], *path = NULL, *tmp = NULL;
 	unsigned char *der = NULL;

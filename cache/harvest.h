@@ -19,6 +19,6 @@
  * on a write failure.  Redis trouble is ignored (the file is the record).
  */
 enum outcome harvest_store(struct certcache *, const char *dir, const char *addr, X509 *cert,
-			   unsigned ttl, int *stored, struct errbuf *eb);
+                           unsigned ttl, int *stored, struct errbuf *eb);
 
 #endif

@@ -51,7 +51,8 @@ apply_body(SMFICTX *ctx, const struct iolist *body)
 				/* smfi_replacebody takes an int length. */
 				if (take > (size_t)1 << 30)
 					take = (size_t)1 << 30;
-				if (smfi_replacebody(ctx, (unsigned char *)p, (int)take) != MI_SUCCESS)
+				if (smfi_replacebody(ctx, (unsigned char *)p, (int)take) !=
+				    MI_SUCCESS)
 					goto out;
 			} else {
 				take = APPLY_STAGE - st->len < n ? APPLY_STAGE - st->len : n;
@@ -81,7 +82,7 @@ apply_rewrite(SMFICTX *ctx, const struct rewrite *rw, int leadspc, const char *q
 		if (e->op == HDR_DELETE) {
 			if (smfi_chgheader(ctx, e->name, (int)e->index, NULL) != MI_SUCCESS) {
 				qlog_warnx(qid, "MTA refused to delete header %s[%u]", e->name,
-					   e->index);
+				           e->index);
 				return -1;
 			}
 		} else {

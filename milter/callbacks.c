@@ -59,9 +59,8 @@ cb_strip_angles(const char *addr)
 }
 
 static sfsistat
-cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
-	     unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
-	     unsigned long *pf3)
+cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
+             unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
 	struct conn *c;
 	unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
@@ -72,7 +71,7 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	*pf3 = 0;
 	if ((f0 & want) != want)
 		log_warnx("MTA does not offer header and body changes; later S/MIME "
-			  "operations will be impossible on this connection");
+		          "operations will be impossible on this connection");
 	c = conn_new(runtime_current());
 	c->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
 	if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
@@ -100,7 +99,7 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 	if (c->cfg->max_connections > 0 &&
 	    atomic_load(&gw.connections) > (long)c->cfg->max_connections) {
 		log_warnx("MaxConnections %u reached: connection from %s refused for now",
-			  c->cfg->max_connections, hostname != NULL ? hostname : "unknown");
+		          c->cfg->max_connections, hostname != NULL ? hostname : "unknown");
 		return reply_action(ctx, NULL, ACTION_TEMPFAIL, REPLY_BUSY, NULL);
 	}
 	free(c->hostname);
@@ -108,10 +107,10 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 	c->addr[0] = '\0';
 	if (sa != NULL && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)->sin_addr, c->addr,
-			  sizeof(c->addr));
+		          sizeof(c->addr));
 	else if (sa != NULL && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)sa)->sin6_addr, c->addr,
-			  sizeof(c->addr));
+		          sizeof(c->addr));
 	log_debug("connect from %s[%s]", c->hostname, c->addr);
 	return SMFIS_CONTINUE;
 }
@@ -132,7 +131,8 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 	if (atomic_load(&gw.stopping))
 		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL);
 	if (c->cfg->max_inflight > 0 && atomic_load(&gw.inflight) > (long)c->cfg->max_inflight)
-		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_BUSY, "too many messages in flight");
+		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_BUSY,
+		                    "too many messages in flight");
 	m->from = cb_strip_angles(argv[0] != NULL ? argv[0] : "");
 	if ((auth = smfi_getsymval(ctx, "{auth_authen}")) != NULL && *auth != '\0')
 		m->auth_authen = xstrdup(auth);
@@ -150,8 +150,8 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 	outbound_envfrom(c, m, argv[0] != NULL ? argv[0] : "");
 	limit = c->cfg->max_message_size;
 	if (m->size_hint > limit) {
-		qlog_info(m->qid, "declared SIZE=%zu exceeds MaximumMessageSize %zu",
-			  m->size_hint, limit);
+		qlog_info(m->qid, "declared SIZE=%zu exceeds MaximumMessageSize %zu", m->size_hint,
+		          limit);
 		m->passed = 1;
 		return reply_action(ctx, m->qid, c->cfg->on_oversize, REPLY_OVERSIZE, NULL);
 	}
@@ -172,7 +172,7 @@ cb_envrcpt(SMFICTX *ctx, char **argv)
 	cb_update_qid(ctx, m);
 	if (m->rcpts.n >= MAX_RCPTS)
 		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_RESOURCE,
-				    "too many recipients");
+		                    "too many recipients");
 	rcpt = cb_strip_angles(argv[0] != NULL ? argv[0] : "");
 	if ((rc = outbound_rcpt(ctx, c, m, rcpt)) != SMFIS_CONTINUE) {
 		free(rcpt);
@@ -190,12 +190,12 @@ cb_oversize(SMFICTX *ctx, struct conn *c, struct msg *m)
 	const char *why = errno == E2BIG ? "too many header fields" : "message too large";
 
 	qlog_info(m->qid, "%s (MaximumMessageSize %zu): %s", why, c->cfg->max_message_size,
-		  c->cfg->on_oversize == ACTION_ACCEPT ? "passed on unprocessed" : "refused");
+	          c->cfg->on_oversize == ACTION_ACCEPT ? "passed on unprocessed" : "refused");
 	msgbuf_free(m->buf);
 	m->buf = NULL;
 	m->passed = 1;
 	return reply_action(ctx, m->qid, c->cfg->on_oversize, REPLY_OVERSIZE,
-			    errno == E2BIG ? why : NULL);
+	                    errno == E2BIG ? why : NULL);
 }
 
 static sfsistat
@@ -265,9 +265,8 @@ cb_eom(SMFICTX *ctx)
 		/* No end-of-headers callback came: open the job and digest the whole body now. */
 		if ((rc = outbound_eoh(ctx, c, m)) != SMFIS_CONTINUE)
 			goto out;
-		if ((rc = outbound_body(ctx, c, m,
-					msgbuf_data(m->buf) + msgbuf_body_offset(m->buf),
-					msgbuf_body_len(m->buf))) != SMFIS_CONTINUE)
+		if ((rc = outbound_body(ctx, c, m, msgbuf_data(m->buf) + msgbuf_body_offset(m->buf),
+		                        msgbuf_body_len(m->buf))) != SMFIS_CONTINUE)
 			goto out;
 	}
 	rc = outbound_eom(ctx, c, m, &handled);
@@ -279,7 +278,7 @@ cb_eom(SMFICTX *ctx)
 			goto out;
 	}
 	qlog_info(m->qid, "from=<%s> nrcpt=%zu size=%zu headers=%zu action=pass", m->from,
-		  m->rcpts.n, msgbuf_len(m->buf), msgbuf_header_count(m->buf));
+	          m->rcpts.n, msgbuf_len(m->buf), msgbuf_header_count(m->buf));
 out:
 	conn_msg_end(c);
 	return rc;

@@ -21,38 +21,38 @@
 #define QID_MAX 64
 
 struct msg {
-	char qid[QID_MAX];	  /* Postfix queue id ("NOQUEUE" until known) */
-	char *from;		  /* envelope sender, without angle brackets */
-	struct strlist rcpts;	  /* envelope recipients, without angle brackets */
-	char *auth_authen;	  /* {auth_authen}, NULL when not authenticated */
-	size_t size_hint;	  /* SIZE= from MAIL FROM, 0 if absent */
-	struct msgbuf *buf;	  /* headers and body: the only copy */
-	int passed;		  /* handed back to the MTA unprocessed */
+	char qid[QID_MAX];    /* Postfix queue id ("NOQUEUE" until known) */
+	char *from;           /* envelope sender, without angle brackets */
+	struct strlist rcpts; /* envelope recipients, without angle brackets */
+	char *auth_authen;    /* {auth_authen}, NULL when not authenticated */
+	size_t size_hint;     /* SIZE= from MAIL FROM, 0 if absent */
+	struct msgbuf *buf;   /* headers and body: the only copy */
+	int passed;           /* handed back to the MTA unprocessed */
 
 	/* Outbound signing, decided at MAIL FROM, started at end of headers. */
-	int sign;			  /* policy says sign this message */
+	int sign;                            /* policy says sign this message */
 	const struct ks_identity *signer_id; /* newest valid signing identity, or NULL */
-	struct signjob *signjob;	  /* open while the body streams in */
+	struct signjob *signjob;             /* open while the body streams in */
 
 	/* Outbound encryption, decided recipient by recipient at RCPT time. */
-	int outbound;			  /* sender is ours and the client trusted/authenticated */
-	int enc_mode;			  /* ENC_UNDECIDED, ENC_ENCRYPT or ENC_PLAIN */
-	int enc_forced_plain;		  /* OnMissingRecipientCert send-plain was applied */
-	STACK_OF(X509) *enc_certs;	  /* one certificate per encrypted recipient */
-	struct strlist enc_for;		  /* the recipient each certificate is for */
-	char *reject_rcpt;		  /* reject-message: the recipient without a certificate */
+	int outbound;               /* sender is ours and the client trusted/authenticated */
+	int enc_mode;               /* ENC_UNDECIDED, ENC_ENCRYPT or ENC_PLAIN */
+	int enc_forced_plain;       /* OnMissingRecipientCert send-plain was applied */
+	STACK_OF(X509) * enc_certs; /* one certificate per encrypted recipient */
+	struct strlist enc_for;     /* the recipient each certificate is for */
+	char *reject_rcpt;          /* reject-message: the recipient without a certificate */
 };
 
 enum { ENC_UNDECIDED = 0, ENC_ENCRYPT, ENC_PLAIN };
 
 struct conn {
-	struct runtime *rt;	  /* the snapshot this connection started with (pinned) */
+	struct runtime *rt;       /* the snapshot this connection started with (pinned) */
 	const struct config *cfg; /* rt->cfg */
-	char *hostname;		  /* client host name as the MTA saw it */
-	char addr[64];		  /* client address in text form, "" if none */
-	int leadspc;		  /* MTA sends header values with their leading space */
-	unsigned long nmsgs;	  /* messages seen on this connection */
-	struct msg *msg;	  /* the open transaction, NULL between messages */
+	char *hostname;           /* client host name as the MTA saw it */
+	char addr[64];            /* client address in text form, "" if none */
+	int leadspc;              /* MTA sends header values with their leading space */
+	unsigned long nmsgs;      /* messages seen on this connection */
+	struct msg *msg;          /* the open transaction, NULL between messages */
 };
 
 /* A connection pinning rt (taking over the caller's reference). */

@@ -44,7 +44,7 @@ events_header(const struct msg *m, const char *name, char *out, size_t outsz)
 
 static void
 events_base(struct audit_event *ev, const struct msg *m, const char *direction, char *mid,
-	    char *from)
+            char *from)
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->queue_id = m->qid;
@@ -89,7 +89,7 @@ events_signed(const struct conn *c, const struct msg *m, const struct ks_identit
 
 enum outcome
 events_encrypted(const struct conn *c, const struct msg *m, X509 *cert, const char *recipient,
-		 const char *cipher, const char *keytrans)
+                 const char *cipher, const char *keytrans)
 {
 	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX];
 	struct audit_event ev;
@@ -149,7 +149,7 @@ events_time(time_t t, char *buf, size_t n)
 
 enum outcome
 events_verified(const struct conn *c, const struct msg *m, const struct verify_layer *l,
-		unsigned layer)
+                unsigned layer)
 {
 	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX], st[32], na[32];
 	struct audit_event ev;
@@ -183,7 +183,7 @@ events_verified(const struct conn *c, const struct msg *m, const struct verify_l
 
 enum outcome
 events_policy(const struct conn *c, const struct msg *m, const char *direction, enum reason r,
-	      const char *detail)
+              const char *detail)
 {
 	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX];
 	struct audit_event ev;

@@ -19,14 +19,15 @@
 enum outcome events_signed(const struct conn *, const struct msg *, const struct ks_identity *id);
 /* The message was encrypted to cert for recipient. */
 enum outcome events_encrypted(const struct conn *, const struct msg *, X509 *cert,
-			      const char *recipient, const char *cipher, const char *keytrans);
+                              const char *recipient, const char *cipher, const char *keytrans);
 /* An inbound message was (or could not be) decrypted. */
-enum outcome events_decrypted(const struct conn *, const struct msg *, const struct decrypt_result *);
+enum outcome events_decrypted(const struct conn *, const struct msg *,
+                              const struct decrypt_result *);
 /* One signature layer was verified (layer 1 is the outermost). */
 enum outcome events_verified(const struct conn *, const struct msg *, const struct verify_layer *,
-			     unsigned layer);
+                             unsigned layer);
 /* A policy decision without cryptography (missing key, missing certificate...). */
 enum outcome events_policy(const struct conn *, const struct msg *, const char *direction,
-			   enum reason, const char *detail);
+                           enum reason, const char *detail);
 
 #endif

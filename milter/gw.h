@@ -13,13 +13,13 @@
 #include "runtime.h"
 
 struct gw {
-	struct audit *audit;	   /* the audit writer, NULL without AuditLog */
-	atomic_int stopping;	   /* SIGTERM seen: no new messages */
+	struct audit *audit;       /* the audit writer, NULL without AuditLog */
+	atomic_int stopping;       /* SIGTERM seen: no new messages */
 	atomic_int force_tempfail; /* ShutdownTimeout passed: tempfail everything */
-	atomic_long inflight;	   /* messages between envfrom and eom/abort */
+	atomic_long inflight;      /* messages between envfrom and eom/abort */
 	atomic_long connections;   /* open milter connections */
-	atomic_ulong messages;	   /* messages finished since start */
-	atomic_ulong reloads;	   /* successful SIGHUP reloads */
+	atomic_ulong messages;     /* messages finished since start */
+	atomic_ulong reloads;      /* successful SIGHUP reloads */
 };
 
 extern struct gw gw;

@@ -83,11 +83,11 @@ inbound_harvest(const struct conn *c, const struct msg *m, const struct verify_r
 		if (x == NULL || !(cert_purposes(x) & CERT_ENCRYPT) || !cert_has_email(x, l->email))
 			continue;
 		if (harvest_store(c->rt->cc, c->cfg->harvest_dir, l->email, x, c->cfg->cache_ttl,
-				  &stored, &eb) != OUTCOME_OK)
+		                  &stored, &eb) != OUTCOME_OK)
 			qlog_warnx(m->qid, "%s", eb.msg);
 		else if (stored)
 			qlog_info(m->qid, "harvested the %s certificate of <%s>",
-				  i == 0 ? "signing" : "encryption", l->email);
+			          i == 0 ? "signing" : "encryption", l->email);
 	}
 }
 
@@ -103,7 +103,8 @@ inbound_tag_subject(const struct msg *m, struct rewrite *rw, const char *tag)
 		return;
 	}
 	v = xasprintf("%s %.*s", tag, (int)(h->value.len > 0 ? h->value.len - 1 : 0),
-		      (const char *)msgbuf_data(m->buf) + h->value.off + (h->value.len > 0 ? 1 : 0));
+	              (const char *)msgbuf_data(m->buf) + h->value.off +
+	                  (h->value.len > 0 ? 1 : 0));
 	rewrite_add(rw, HDR_CHANGE, "Subject", 1, v);
 	free(v);
 }
@@ -140,7 +141,8 @@ inbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 			lim.max_input = c->cfg->max_message_size;
 			lim.max_recipients = 64;
 			lim.max_trials = 16;
-			(void)decrypt_message(m->buf, c->rt->ks, local, nlocal, &lim, &drw, &dr, &eb);
+			(void)decrypt_message(m->buf, c->rt->ks, local, nlocal, &lim, &drw, &dr,
+			                      &eb);
 			if (events_decrypted(c, m, &dr) != OUTCOME_OK) {
 				rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_AUDIT, NULL);
 				*handled = 1;
@@ -148,17 +150,19 @@ inbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 			}
 			if (dr.status == DECRYPT_OK) {
 				decrypted = 1;
-				qlog_info(m->qid, "action=decrypt user=<%s> key=%s cipher=%s keytrans=%s%s",
-					  dr.user, dr.fingerprint, dr.content_alg, dr.key_alg,
-					  dr.by_trial ? " (found by trying the user's keys)" : "");
+				qlog_info(m->qid,
+				          "action=decrypt user=<%s> key=%s cipher=%s keytrans=%s%s",
+				          dr.user, dr.fingerprint, dr.content_alg, dr.key_alg,
+				          dr.by_trial ? " (found by trying the user's keys)" : "");
 			} else if (dr.status == DECRYPT_FAILED) {
 				qlog_notice(m->qid, "decryption failed: %s: %s",
-					    reason_name(dr.reason),
-					    action_name(c->cfg->on_decrypt_failure));
+				            reason_name(dr.reason),
+				            action_name(c->cfg->on_decrypt_failure));
 				if (c->cfg->on_decrypt_failure != ACTION_ACCEPT) {
 					*handled = 1;
 					rc = reply_action(ctx, m->qid, c->cfg->on_decrypt_failure,
-							  REPLY_CRYPTO, "the message could not be decrypted");
+					                  REPLY_CRYPTO,
+					                  "the message could not be decrypted");
 					goto out;
 				}
 			}
@@ -166,7 +170,8 @@ inbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 	}
 	if (c->cfg->verify_signatures && c->rt->trust != NULL) {
 		if (decrypted)
-			(void)verify_entity(dr.entity, dr.entity_len, c->rt->trust, from, now, &vr, &eb);
+			(void)verify_entity(dr.entity, dr.entity_len, c->rt->trust, from, now, &vr,
+			                    &eb);
 		else if (sec == MIME_SEC_SIGNED)
 			(void)verify_message(m->buf, c->rt->trust, from, now, &vr, &eb);
 		verified = vr.nlayers > 0;
@@ -177,10 +182,13 @@ inbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 				goto out;
 			}
 		for (i = 0; i < vr.nlayers; i++)
-			qlog_info(m->qid, "action=verify layer=%zu verdict=%s reason=%s signer=%s chain=%s",
-				  i + 1, verdict_name(vr.layer[i].verdict), reason_name(vr.layer[i].reason),
-				  vr.layer[i].fingerprint[0] != '\0' ? vr.layer[i].fingerprint : "-",
-				  trust_status_name(vr.layer[i].chain_now));
+			qlog_info(m->qid,
+			          "action=verify layer=%zu verdict=%s reason=%s signer=%s chain=%s",
+			          i + 1, verdict_name(vr.layer[i].verdict),
+			          reason_name(vr.layer[i].reason),
+			          vr.layer[i].fingerprint[0] != '\0' ? vr.layer[i].fingerprint
+			                                             : "-",
+			          trust_status_name(vr.layer[i].chain_now));
 	}
 	if (!decrypted && !verified && dr.status != DECRYPT_FAILED && nstrip == 0)
 		goto out; /* plain mail, nothing to say */
@@ -189,7 +197,7 @@ inbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 	if (decrypted) {
 		for (i = 0; i < rw->nedits; i++)
 			rewrite_add(drw, rw->edits[i].op, rw->edits[i].name, rw->edits[i].index,
-				    rw->edits[i].value);
+			            rw->edits[i].value);
 		rewrite_free(rw);
 		rw = drw;
 		drw = NULL;
@@ -215,7 +223,7 @@ inbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 	}
 	if (nstrip > 0)
 		qlog_notice(m->qid, "removed %zu Authentication-Results header(s) claiming \"%s\"",
-			    nstrip, c->rt->authserv_id);
+		            nstrip, c->rt->authserv_id);
 	inbound_harvest(c, m, &vr);
 out:
 	verify_result_release(&vr);

@@ -34,9 +34,9 @@ outbound_envfrom(struct conn *c, struct msg *m, const char *sender)
 	struct mailaddr addr;
 
 	policy_sign_decide(&c->rt->signcfg, sender, c->addr[0] != '\0' ? c->addr : NULL,
-			   m->auth_authen != NULL, &d);
+	                   m->auth_authen != NULL, &d);
 	qlog_debug(m->qid, "outbound=%s sign=%s: %s", d.outbound ? "yes" : "no",
-		   d.sign ? "yes" : "no", d.reason);
+	           d.sign ? "yes" : "no", d.reason);
 	m->outbound = d.outbound;
 	if (!d.sign)
 		return;
@@ -73,10 +73,10 @@ outbound_missing_cert(SMFICTX *ctx, struct conn *c, struct msg *m, const char *r
 	char detail[600];
 	int act = c->cfg->on_missing_rcpt_cert;
 	static const char *const names[] = {"send-plain", "reject-recipient", "tempfail",
-					    "reject-message"};
+	                                    "reject-message"};
 
-	snprintf(detail, sizeof(detail), "<%s>; remove the recipient or send the message unencrypted",
-		 rcpt);
+	snprintf(detail, sizeof(detail),
+	         "<%s>; remove the recipient or send the message unencrypted", rcpt);
 	qlog_notice(m->qid, "to=<%s> has no usable S/MIME certificate: %s", rcpt, names[act]);
 	if (events_policy(c, m, "outbound", REASON_MISSING_RECIPIENT_CERT, names[act]) !=
 	    OUTCOME_OK)
@@ -119,14 +119,14 @@ outbound_rcpt(SMFICTX *ctx, struct conn *c, struct msg *m, const char *rcpt)
 	if (mode == ENCRYPT_MODE_NO) {
 		if (outbound_settle(m, ENC_PLAIN) == -1)
 			return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_MIXED_RCPT,
-					    "send it in a separate message");
+			                    "send it in a separate message");
 		return SMFIS_CONTINUE;
 	}
 	memset(&res, 0, sizeof(res));
 	if (certcache_lookup(c->rt->cc, addr.full, &res, &eb) != OUTCOME_OK ||
 	    res.outcome == OUTCOME_TEMP) {
 		qlog_warnx(m->qid, "to=<%s>: certificate lookup failed: %s", rcpt,
-			   res.outcome == OUTCOME_TEMP ? "a source failed" : eb.msg);
+		           res.outcome == OUTCOME_TEMP ? "a source failed" : eb.msg);
 		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_CERT_LOOKUP, NULL);
 		goto out;
 	}
@@ -139,15 +139,17 @@ outbound_rcpt(SMFICTX *ctx, struct conn *c, struct msg *m, const char *rcpt)
 		}
 		/* if-cert: this recipient reads plain mail. */
 		if (outbound_settle(m, ENC_PLAIN) == -1)
-			rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_MIXED_RCPT,
-					  "it has no S/MIME certificate and the message is encrypted; "
-					  "send it in a separate message");
+			rc = reply_action(
+			    ctx, m->qid, ACTION_TEMPFAIL, REPLY_MIXED_RCPT,
+			    "it has no S/MIME certificate and the message is encrypted; "
+			    "send it in a separate message");
 		goto out;
 	}
 	if (outbound_settle(m, ENC_ENCRYPT) == -1) {
-		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_MIXED_RCPT,
-				  "the message goes unencrypted to earlier recipients; send it in a "
-				  "separate message");
+		rc =
+		    reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_MIXED_RCPT,
+		                 "the message goes unencrypted to earlier recipients; send it in a "
+		                 "separate message");
 		goto out;
 	}
 	if (m->enc_certs == NULL)
@@ -157,7 +159,9 @@ outbound_rcpt(SMFICTX *ctx, struct conn *c, struct msg *m, const char *rcpt)
 	m->enc_for.v = xreallocarray(m->enc_for.v, m->enc_for.n + 1, sizeof(*m->enc_for.v));
 	m->enc_for.v[m->enc_for.n++] = xstrdup(addr.full);
 	qlog_debug(m->qid, "to=<%s>: certificate from %s", addr.full,
-		   res.origin == CC_FROM_LRU ? "cache" : res.origin == CC_FROM_REDIS ? "redis" : res.source);
+	           res.origin == CC_FROM_LRU     ? "cache"
+	           : res.origin == CC_FROM_REDIS ? "redis"
+	                                         : res.source);
 out:
 	certcache_result_clear(&res);
 	return rc;
@@ -173,7 +177,8 @@ outbound_eoh(SMFICTX *ctx, struct conn *c, struct msg *m)
 	if (m->reject_rcpt != NULL) {
 		char detail[600];
 
-		snprintf(detail, sizeof(detail), "<%s>; message refused as a whole", m->reject_rcpt);
+		snprintf(detail, sizeof(detail), "<%s>; message refused as a whole",
+		         m->reject_rcpt);
 		m->passed = 1;
 		return reply_action(ctx, m->qid, ACTION_REJECT, REPLY_NO_RCPT_CERT, detail);
 	}
@@ -181,7 +186,7 @@ outbound_eoh(SMFICTX *ctx, struct conn *c, struct msg *m)
 		return SMFIS_CONTINUE;
 	if ((sec = mime_secured(m->buf)) != MIME_SEC_NONE) {
 		qlog_info(m->qid, "from=<%s> already %s: not signed or encrypted again", m->from,
-			  sec == MIME_SEC_SIGNED ? "signed" : "S/MIME protected");
+		          sec == MIME_SEC_SIGNED ? "signed" : "S/MIME protected");
 		m->sign = 0;
 		/* A signed message may still be encrypted; an encrypted one is left alone. */
 		if (sec != MIME_SEC_SIGNED)
@@ -192,13 +197,13 @@ outbound_eoh(SMFICTX *ctx, struct conn *c, struct msg *m)
 		return SMFIS_CONTINUE;
 	if (m->signer_id == NULL) {
 		qlog_notice(m->qid, "from=<%s> has no usable signing key: %s", m->from,
-			    c->cfg->on_missing_signing_key == ACTION_ACCEPT ? "sent unsigned"
-									    : "refused");
+		            c->cfg->on_missing_signing_key == ACTION_ACCEPT ? "sent unsigned"
+		                                                            : "refused");
 		m->sign = 0;
 		if (events_policy(c, m, "outbound", REASON_MISSING_SIGNING_KEY,
-				  c->cfg->on_missing_signing_key == ACTION_ACCEPT ? "sent unsigned"
-										  : "refused") !=
-		    OUTCOME_OK) {
+		                  c->cfg->on_missing_signing_key == ACTION_ACCEPT
+		                      ? "sent unsigned"
+		                      : "refused") != OUTCOME_OK) {
 			m->passed = 1;
 			return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_AUDIT, NULL);
 		}
@@ -206,10 +211,10 @@ outbound_eoh(SMFICTX *ctx, struct conn *c, struct msg *m)
 			return SMFIS_CONTINUE;
 		m->passed = 1;
 		return reply_action(ctx, m->qid, c->cfg->on_missing_signing_key,
-				    REPLY_NO_SIGNING_KEY, NULL);
+		                    REPLY_NO_SIGNING_KEY, NULL);
 	}
-	if (runtime_signer(c->rt, m->signer_id, ks_identity_user(m->signer_id), time(NULL),
-			   &signer, &eb) != OUTCOME_OK ||
+	if (runtime_signer(c->rt, m->signer_id, ks_identity_user(m->signer_id), time(NULL), &signer,
+	                   &eb) != OUTCOME_OK ||
 	    signjob_new(signer, m->buf, &m->signjob, &eb) != OUTCOME_OK) {
 		qlog_warnx(m->qid, "cannot start signing: %s", eb.msg);
 		m->passed = 1;
@@ -251,7 +256,7 @@ outbound_encrypt_opts(const struct conn *c, const struct msg *m, struct encrypt_
 		all_gcm = found;
 	}
 	o->cipher = all_gcm || cfg->encrypt_cipher == ENCRYPT_AES256_GCM ? ENCRYPT_AES256_GCM
-									 : ENCRYPT_AES256_CBC;
+	                                                                 : ENCRYPT_AES256_CBC;
 	o->rsa = cfg->rsa_encryption_padding ? ENCRYPT_RSA_OAEP : ENCRYPT_RSA_PKCS1;
 	o->subject = *cfg->encrypted_subject != '\0' ? cfg->encrypted_subject : NULL;
 }
@@ -259,7 +264,7 @@ outbound_encrypt_opts(const struct conn *c, const struct msg *m, struct encrypt_
 /* Encrypts the (possibly freshly signed) entity; *out gets the final rewrite. */
 static enum outcome
 outbound_encrypt(struct conn *c, struct msg *m, const struct rewrite *signed_rw,
-		 struct rewrite **out, struct encrypt_opts *o, struct errbuf *eb)
+                 struct rewrite **out, struct encrypt_opts *o, struct errbuf *eb)
 {
 	const struct ks_identity *self = NULL;
 	STACK_OF(X509) *certs = sk_X509_dup(m->enc_certs);
@@ -271,7 +276,8 @@ outbound_encrypt(struct conn *c, struct msg *m, const struct rewrite *signed_rw,
 	size_t i, n;
 
 	mime_split_headers(m->buf, &sp);
-	if (c->cfg->encrypt_to_sender && c->rt->ks != NULL && policy_addr_parse(m->from, &from) == 0 &&
+	if (c->cfg->encrypt_to_sender && c->rt->ks != NULL &&
+	    policy_addr_parse(m->from, &from) == 0 &&
 	    (self = keystore_encrypter(c->rt->ks, from.full, time(NULL))) != NULL)
 		sk_X509_push(certs, ks_identity_cert(self));
 	if (signed_rw != NULL)
@@ -329,8 +335,8 @@ outbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 	}
 	for (i = 0; erw != NULL && i < m->enc_for.n; i++)
 		if (events_encrypted(c, m, sk_X509_value(m->enc_certs, (int)i), m->enc_for.v[i],
-				     encrypt_cipher_name(o.cipher), encrypt_keytrans_name(o.rsa)) !=
-		    OUTCOME_OK) {
+		                     encrypt_cipher_name(o.cipher),
+		                     encrypt_keytrans_name(o.rsa)) != OUTCOME_OK) {
 			rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_AUDIT, NULL);
 			goto out;
 		}
@@ -339,21 +345,23 @@ outbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 		goto out;
 	}
 	if (srw != NULL)
-		qlog_info(m->qid,
-			  "from=<%s> nrcpt=%zu size=%zu action=sign signer=%s digest=%s%s sig=%zu",
-			  m->from, m->rcpts.n, msgbuf_len(m->buf),
-			  ks_identity_fingerprint(m->signer_id),
-			  sign_micalg((enum sign_digest)c->cfg->sign_digest),
-			  info.reencoded ? (info.fallback ? " reencoded=whole-body" : " reencoded=parts")
-					 : "",
-			  info.sig_len);
+		qlog_info(
+		    m->qid,
+		    "from=<%s> nrcpt=%zu size=%zu action=sign signer=%s digest=%s%s sig=%zu",
+		    m->from, m->rcpts.n, msgbuf_len(m->buf), ks_identity_fingerprint(m->signer_id),
+		    sign_micalg((enum sign_digest)c->cfg->sign_digest),
+		    info.reencoded ? (info.fallback ? " reencoded=whole-body" : " reencoded=parts")
+		                   : "",
+		    info.sig_len);
 	if (srw != NULL && info.unfixable != 0)
-		qlog_warnx(m->qid, "8-bit bytes in Content-* header fields were signed as they are");
+		qlog_warnx(m->qid,
+		           "8-bit bytes in Content-* header fields were signed as they are");
 	if (erw != NULL)
-		qlog_info(m->qid, "from=<%s> nrcpt=%zu action=encrypt cipher=%s keytrans=%s certs=%zu%s",
-			  m->from, m->rcpts.n, encrypt_cipher_name(o.cipher),
-			  encrypt_keytrans_name(o.rsa), m->enc_for.n,
-			  c->cfg->encrypt_to_sender ? " copy-to-sender" : "");
+		qlog_info(m->qid,
+		          "from=<%s> nrcpt=%zu action=encrypt cipher=%s keytrans=%s certs=%zu%s",
+		          m->from, m->rcpts.n, encrypt_cipher_name(o.cipher),
+		          encrypt_keytrans_name(o.rsa), m->enc_for.n,
+		          c->cfg->encrypt_to_sender ? " copy-to-sender" : "");
 out:
 	rewrite_free(erw);
 	rewrite_free(srw);

@@ -17,30 +17,29 @@ struct reply_text {
 };
 
 static const struct reply_text reply_texts[] = {
-    [REPLY_OVERSIZE] = {"452", "4.3.4", "552", "5.3.4",
-			"Message too large for the S/MIME gateway"},
+    [REPLY_OVERSIZE] = {"452", "4.3.4", "552", "5.3.4", "Message too large for the S/MIME gateway"},
     [REPLY_SHUTDOWN] = {"421", "4.3.2", "421", "4.3.2",
-			"S/MIME gateway is restarting, try again later"},
+                        "S/MIME gateway is restarting, try again later"},
     [REPLY_BUSY] = {"421", "4.3.2", "421", "4.3.2", "S/MIME gateway busy, try again later"},
     [REPLY_INTERNAL] = {"451", "4.3.0", "554", "5.3.0", "S/MIME gateway internal error"},
     [REPLY_RESOURCE] = {"451", "4.3.1", "552", "5.3.1", "S/MIME gateway resource limit reached"},
     [REPLY_NO_SIGNING_KEY] = {"451", "4.7.0", "550", "5.7.1",
-			      "No usable S/MIME signing key for the sender; ask your mail "
-			      "administrator to import one"},
+                              "No usable S/MIME signing key for the sender; ask your mail "
+                              "administrator to import one"},
     [REPLY_CRYPTO] = {"451", "4.7.0", "554", "5.7.0", "S/MIME processing failed"},
     [REPLY_NO_RCPT_CERT] = {"450", "4.7.1", "550", "5.7.1",
-			    "No S/MIME certificate is known for this recipient"},
+                            "No S/MIME certificate is known for this recipient"},
     [REPLY_MIXED_RCPT] = {"450", "4.7.1", "450", "4.7.1",
-			  "Recipient needs different S/MIME treatment than the earlier recipients "
-			  "of this message"},
+                          "Recipient needs different S/MIME treatment than the earlier recipients "
+                          "of this message"},
     [REPLY_CERT_LOOKUP] = {"451", "4.7.1", "451", "4.7.1",
-			   "S/MIME certificate lookup failed temporarily"},
+                           "S/MIME certificate lookup failed temporarily"},
     [REPLY_AUDIT] = {"451", "4.3.0", "451", "4.3.0", "S/MIME gateway cannot write its audit log"},
 };
 
 sfsistat
 reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
-	     const char *detail)
+             const char *detail)
 {
 	const struct reply_text *rt = &reply_texts[why];
 	char text[512];
@@ -57,7 +56,7 @@ reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reaso
 		xcode = rt->rxcode;
 	}
 	n = snprintf(text, sizeof(text), "%s%s%s", rt->text, detail != NULL ? ": " : "",
-		     detail != NULL ? detail : "");
+	             detail != NULL ? detail : "");
 	if (n < 0 || (size_t)n >= sizeof(text))
 		text[sizeof(text) - 1] = '\0';
 	/* libmilter treats '%' in the text as a format character. */

@@ -12,17 +12,17 @@
 
 /* Why the message gets a non-accept reply; selects code and text. */
 enum reply_reason {
-	REPLY_OVERSIZE,	 /* larger than MaximumMessageSize */
-	REPLY_SHUTDOWN,	 /* daemon is stopping */
-	REPLY_BUSY,	 /* MaxConnections or MaxMessagesInFlight reached */
-	REPLY_INTERNAL,	 /* an internal error */
-	REPLY_RESOURCE,	 /* out of a resource (limit reached) */
+	REPLY_OVERSIZE,       /* larger than MaximumMessageSize */
+	REPLY_SHUTDOWN,       /* daemon is stopping */
+	REPLY_BUSY,           /* MaxConnections or MaxMessagesInFlight reached */
+	REPLY_INTERNAL,       /* an internal error */
+	REPLY_RESOURCE,       /* out of a resource (limit reached) */
 	REPLY_NO_SIGNING_KEY, /* the sender should sign but has no usable key */
-	REPLY_CRYPTO,	 /* signing or encryption failed */
-	REPLY_AUDIT,	 /* the audit log cannot be written (OnAuditFailure tempfail) */
-	REPLY_NO_RCPT_CERT, /* a recipient whose policy is encrypt has no certificate */
-	REPLY_MIXED_RCPT,   /* encrypted and unencrypted recipients in one message */
-	REPLY_CERT_LOOKUP,  /* a certificate source failed */
+	REPLY_CRYPTO,         /* signing or encryption failed */
+	REPLY_AUDIT,          /* the audit log cannot be written (OnAuditFailure tempfail) */
+	REPLY_NO_RCPT_CERT,   /* a recipient whose policy is encrypt has no certificate */
+	REPLY_MIXED_RCPT,     /* encrypted and unencrypted recipients in one message */
+	REPLY_CERT_LOOKUP,    /* a certificate source failed */
 };
 
 /*
@@ -32,6 +32,6 @@ enum reply_reason {
  * is appended to the text for the client.
  */
 sfsistat reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
-		      const char *detail);
+                      const char *detail);
 
 #endif

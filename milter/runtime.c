@@ -51,8 +51,8 @@ runtime_validate(void *arg, const char *addr, X509 *cert)
 }
 
 X509 *
-runtime_pick_rcpt_cert(const struct runtime *rt, const char *addr, STACK_OF(X509) *certs,
-		       time_t now)
+runtime_pick_rcpt_cert(const struct runtime *rt, const char *addr, STACK_OF(X509) * certs,
+                       time_t now)
 {
 	X509 *best = NULL;
 	int i;
@@ -70,7 +70,7 @@ runtime_pick_rcpt_cert(const struct runtime *rt, const char *addr, STACK_OF(X509
 
 /* Certificate source: the key store's encryption certificates of local users. */
 static enum outcome
-runtime_ks_lookup(void *arg, const char *addr, STACK_OF(X509) **out, struct errbuf *eb)
+runtime_ks_lookup(void *arg, const char *addr, STACK_OF(X509) * *out, struct errbuf *eb)
 {
 	const struct runtime *rt = arg;
 	const struct ks_identity *const *hist;
@@ -103,7 +103,7 @@ runtime_load_encryption(struct runtime *rt, struct errbuf *eb)
 
 	if (*cfg->encrypt_policy != '\0' &&
 	    (rt->encpol = policy_table_load(cfg->encrypt_policy, runtime_encrypt_words, rt->groups,
-					    &why)) == NULL) {
+	                                    &why)) == NULL) {
 		err_set(eb, "EncryptPolicy: %s", why.msg);
 		return -1;
 	}
@@ -154,14 +154,15 @@ runtime_load_inbound(struct runtime *rt, struct errbuf *eb)
 
 	if (*cfg->decrypt_policy != '\0' &&
 	    (rt->decpol = policy_table_load(cfg->decrypt_policy, runtime_decrypt_words, rt->groups,
-					    &why)) == NULL) {
+	                                    &why)) == NULL) {
 		err_set(eb, "DecryptPolicy: %s", why.msg);
 		return -1;
 	}
 	if (*cfg->authserv_id != '\0') {
 		if (strlcpy_checked(rt->authserv_id, cfg->authserv_id, sizeof(rt->authserv_id)) ==
 		    -1) {
-			err_set(eb, "AuthservID: longer than %zu bytes", sizeof(rt->authserv_id) - 1);
+			err_set(eb, "AuthservID: longer than %zu bytes",
+			        sizeof(rt->authserv_id) - 1);
 			return -1;
 		}
 	} else if (gethostname(rt->authserv_id, sizeof(rt->authserv_id)) == -1) {
@@ -186,7 +187,8 @@ runtime_new(struct config *cfg, struct errbuf *eb)
 	pthread_mutex_init(&rt->signers_lock, NULL);
 	rt->cfg = cfg;
 	if (*cfg->trust_anchors != '\0' || *cfg->intermediates != '\0') {
-		if ((rt->trust = trust_load(cfg->trust_anchors, cfg->intermediates, &why)) == NULL) {
+		if ((rt->trust = trust_load(cfg->trust_anchors, cfg->intermediates, &why)) ==
+		    NULL) {
 			err_set(eb, "TrustAnchors: %s", why.msg);
 			goto fail;
 		}
@@ -222,7 +224,7 @@ runtime_new(struct config *cfg, struct errbuf *eb)
 	}
 	if (*cfg->sign_policy != '\0' &&
 	    (rt->signpol = policy_table_load(cfg->sign_policy, policy_sign_words, rt->groups,
-					     &why)) == NULL) {
+	                                     &why)) == NULL) {
 		err_set(eb, "SignPolicy: %s", why.msg);
 		goto fail;
 	}
@@ -278,7 +280,7 @@ runtime_grow(struct runtime *rt)
 
 enum outcome
 runtime_signer(struct runtime *rt, const struct ks_identity *id, const char *addr, time_t now,
-	       const struct signer **out, struct errbuf *eb)
+               const struct signer **out, struct errbuf *eb)
 {
 	struct signer_params sp;
 	const struct ks_identity *enc;

@@ -25,8 +25,8 @@
 struct runtime {
 	atomic_int refs;
 	struct config *cfg;
-	struct trust *trust;	    /* NULL without TrustAnchors */
-	struct keystore *ks;	    /* NULL without KeyStore */
+	struct trust *trust; /* NULL without TrustAnchors */
+	struct keystore *ks; /* NULL without KeyStore */
 	struct policy_domains *internal;
 	struct netlist *trusted;
 	struct policy_groups *groups; /* NULL without GroupFile */
@@ -34,15 +34,15 @@ struct runtime {
 	struct policy_signcfg signcfg;
 
 	/* Outbound encryption. */
-	struct policy_table *encpol;  /* NULL without EncryptPolicy */
+	struct policy_table *encpol; /* NULL without EncryptPolicy */
 	struct encryptor *enc;
-	struct certdir *rcptdir;      /* NULL without RecipientCertDir */
-	struct certdir *harvestdir;   /* NULL without HarvestDir */
-	struct certcache *cc;	      /* recipient certificates: LRU, Redis, sources */
+	struct certdir *rcptdir;    /* NULL without RecipientCertDir */
+	struct certdir *harvestdir; /* NULL without HarvestDir */
+	struct certcache *cc;       /* recipient certificates: LRU, Redis, sources */
 
 	/* Inbound. */
-	struct policy_table *decpol;  /* NULL without DecryptPolicy */
-	char authserv_id[256];	      /* AuthservID or the host name */
+	struct policy_table *decpol; /* NULL without DecryptPolicy */
+	char authserv_id[256];       /* AuthservID or the host name */
 
 	/* Signers made on first use, one per signing identity (see runtime_signer). */
 	pthread_mutex_t signers_lock;
@@ -66,7 +66,7 @@ struct runtime *runtime_new(struct config *cfg, struct errbuf *eb);
  * reload, even if a newer encryption certificate becomes valid meanwhile.
  */
 enum outcome runtime_signer(struct runtime *, const struct ks_identity *, const char *addr,
-			    time_t now, const struct signer **out, struct errbuf *);
+                            time_t now, const struct signer **out, struct errbuf *);
 
 /* EncryptPolicy action values (policy_table_lookup results). */
 extern const struct policy_word runtime_encrypt_words[];
@@ -79,8 +79,8 @@ extern const struct policy_word runtime_decrypt_words[];
  * encryption, naming addr, chaining to the trust anchors (unless
  * AllowUntrustedRecipientCerts), the newest such; NULL if none qualifies.
  */
-X509 *runtime_pick_rcpt_cert(const struct runtime *, const char *addr, STACK_OF(X509) *certs,
-			     time_t now);
+X509 *runtime_pick_rcpt_cert(const struct runtime *, const char *addr, STACK_OF(X509) * certs,
+                             time_t now);
 
 /* The runtime new connections start with; the caller gets a reference. */
 struct runtime *runtime_current(void);

@@ -86,7 +86,7 @@ signals_reload(void)
 	}
 	if ((rt = runtime_new(cfg, &eb)) == NULL) {
 		log_warnx("reload refused, still running the old configuration: %s: %s",
-			  sig_cfgpath, eb.msg);
+		          sig_cfgpath, eb.msg);
 		return;
 	}
 	old = runtime_current();
@@ -98,7 +98,7 @@ signals_reload(void)
 		audit_reopen(gw.audit);
 	atomic_fetch_add(&gw.reloads, 1);
 	log_notice("reloaded %s%s", sig_cfgpath,
-		   rt->ks != NULL ? "; key store, trust anchors and tables re-read" : "");
+	           rt->ks != NULL ? "; key store, trust anchors and tables re-read" : "");
 }
 
 static void *

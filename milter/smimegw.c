@@ -32,22 +32,23 @@
 #include "runtime.h"
 #include "signals.h"
 
-#define EX_USAGE_ 64
+#define EX_USAGE_  64
 #define EX_CONFIG_ 78
-#define EX_OSERR_ 71
+#define EX_OSERR_  71
 
 struct gw gw;
 
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: smimegw [-fnV] [-c config] [-p socket]\n"
-			"  -c FILE   configuration file (default %s)\n"
-			"  -f        stay in the foreground and log to stderr\n"
-			"  -n        check the configuration and exit\n"
-			"  -p SPEC   milter socket: unix:/path or inet:PORT@HOST\n"
-			"  -V        print the version and exit\n",
-		SMG_DEFAULT_CONFIG);
+	fprintf(stderr,
+	        "usage: smimegw [-fnV] [-c config] [-p socket]\n"
+	        "  -c FILE   configuration file (default %s)\n"
+	        "  -f        stay in the foreground and log to stderr\n"
+	        "  -n        check the configuration and exit\n"
+	        "  -p SPEC   milter socket: unix:/path or inet:PORT@HOST\n"
+	        "  -V        print the version and exit\n",
+	        SMG_DEFAULT_CONFIG);
 	exit(EX_USAGE_);
 }
 
@@ -59,8 +60,7 @@ print_version(void)
 	smfi_version(&major, &minor, &patch);
 	printf("smimegw %s\n", PACKAGE_VERSION);
 	printf("  OpenSSL %s\n", OpenSSL_version(OPENSSL_VERSION_STRING));
-	printf("  GMime %u.%u.%u\n", gmime_major_version, gmime_minor_version,
-	       gmime_micro_version);
+	printf("  GMime %u.%u.%u\n", gmime_major_version, gmime_minor_version, gmime_micro_version);
 	printf("  hiredis %d.%d.%d\n", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
 	printf("  libmilter %u.%u.%u\n", major, minor, patch);
 }
@@ -120,7 +120,7 @@ drain(unsigned timeout)
 	}
 	if (left > 0) {
 		log_warnx("%ld message(s) still in flight after %u s: tempfailing them", left,
-			  timeout);
+		          timeout);
 		atomic_store(&gw.force_tempfail, 1);
 		/* Let each one reach its next callback and answer with a tempfail. */
 		for (waited = 0; atomic_load(&gw.inflight) > 0 && waited < 40; waited++)
@@ -228,7 +228,7 @@ main(int argc, char **argv)
 	runtime_install(runtime_ref(rt));
 	if (rt->ks != NULL)
 		log_info("key store %s: %zu user(s), %zu identities", cfg->keystore,
-			 keystore_nusers(rt->ks), keystore_nidentities(rt->ks));
+		         keystore_nusers(rt->ks), keystore_nidentities(rt->ks));
 
 	if (smfi_setconn(cfg->socket) != MI_SUCCESS ||
 	    smfi_settimeout((int)cfg->milter_timeout) != MI_SUCCESS ||

@@ -19,7 +19,7 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define CONFIG_MAX_LINE 8192
+#define CONFIG_MAX_LINE  8192
 #define CONFIG_MAX_LINES 100000
 
 enum cfg_type {
@@ -42,7 +42,7 @@ struct cfg_key {
 	size_t offset;
 	const char *def;
 	const char *const *choices; /* CFG_ENUM: value i maps to index i */
-	unsigned long min, max;	    /* CFG_UINT, CFG_SIZE */
+	unsigned long min, max;     /* CFG_UINT, CFG_SIZE */
 	const char *doc;
 };
 
@@ -53,7 +53,7 @@ static const char *const audit_sync_choices[] = {"none", "interval", "every-reco
 static const char *const audit_failure_choices[] = {"tempfail", "continue", NULL};
 static const char *const encrypt_mode_choices[] = {"encrypt", "noencrypt", "if-cert", NULL};
 static const char *const missing_cert_choices[] = {"send-plain", "reject-recipient", "tempfail",
-						   "reject-message", NULL};
+                                                   "reject-message", NULL};
 static const char *const cipher_choices[] = {"aes256-cbc", "aes256-gcm", NULL};
 static const char *const rsa_enc_choices[] = {"pkcs1", "oaep", NULL};
 
@@ -108,8 +108,8 @@ static const struct cfg_key config_keys[] = {
      "File of \"group: member, member\" lines used by group: entries in policy tables."},
     {"SignByDefault", CFG_BOOL, OFF(sign_by_default), "yes", NULL, 0, 0,
      "Sign outbound mail of senders that no SignPolicy entry matches."},
-    {"OnMissingSigningKey", CFG_ENUM, OFF(on_missing_signing_key), "accept", action_choices,
-     0, 0, "What to do when a sender should sign but has no usable signing key."},
+    {"OnMissingSigningKey", CFG_ENUM, OFF(on_missing_signing_key), "accept", action_choices, 0, 0,
+     "What to do when a sender should sign but has no usable signing key."},
     {"SignDigest", CFG_ENUM, OFF(sign_digest), "sha256", digest_choices, 0, 0,
      "Digest for new signatures (and the micalg parameter)."},
     {"RsaSignaturePadding", CFG_ENUM, OFF(rsa_padding), "pkcs1", padding_choices, 0, 0,
@@ -144,16 +144,16 @@ static const struct cfg_key config_keys[] = {
     {"GcmDomains", CFG_LIST, OFF(gcm_domains), "", NULL, 0, 0,
      "Recipient domains that get AES-256-GCM AuthEnvelopedData whatever EncryptCipher says "
      "(all recipients of a message must be in them)."},
-    {"RsaEncryptionPadding", CFG_ENUM, OFF(rsa_encryption_padding), "pkcs1", rsa_enc_choices, 0,
-     0, "RSA key transport: pkcs1 (PKCS#1 v1.5) or oaep (RSA-OAEP with SHA-256)."},
+    {"RsaEncryptionPadding", CFG_ENUM, OFF(rsa_encryption_padding), "pkcs1", rsa_enc_choices, 0, 0,
+     "RSA key transport: pkcs1 (PKCS#1 v1.5) or oaep (RSA-OAEP with SHA-256)."},
     {"EncryptedSubject", CFG_STRING, OFF(encrypted_subject), "", NULL, 0, 0,
      "Subject to put on encrypted mail instead of the real one; empty keeps it."},
     {"EncryptToSender", CFG_BOOL, OFF(encrypt_to_sender), "yes", NULL, 0, 0,
      "Also encrypt to the sender's own certificate so the sender can read sent mail."},
     {"RecipientCertDir", CFG_PATH, OFF(recipient_cert_dir), "", NULL, 0, 0,
      "Directory of PEM or DER recipient certificates, indexed by their e-mail addresses."},
-    {"AllowUntrustedRecipientCerts", CFG_BOOL, OFF(allow_untrusted_rcpt_certs), "no", NULL, 0,
-     0, "Encrypt to recipient certificates that do not chain to TrustAnchors."},
+    {"AllowUntrustedRecipientCerts", CFG_BOOL, OFF(allow_untrusted_rcpt_certs), "no", NULL, 0, 0,
+     "Encrypt to recipient certificates that do not chain to TrustAnchors."},
     {"CrlFile", CFG_PATH, OFF(crl_file), "", NULL, 0, 0,
      "PEM file of certificate revocation lists checked for recipient and signer certificates."},
 
@@ -184,10 +184,10 @@ static const struct cfg_key config_keys[] = {
      "When audit records reach the disk: none (OS decides), interval or every-record."},
     {"AuditSyncInterval", CFG_UINT, OFF(audit_sync_interval), "1", NULL, 1, 3600,
      "Seconds between audit log syncs with AuditSync interval."},
-    {"OnAuditFailure", CFG_ENUM, OFF(on_audit_failure), "tempfail", audit_failure_choices, 0,
-     0, "When the audit log cannot be written: tempfail mail, or continue and log loudly."},
-    {"AuditRotateSize", CFG_SIZE, OFF(audit_rotate_size), "0", NULL, 0,
-     (unsigned long)1 << 40, "Rotate the audit log when it reaches this size; 0 never."},
+    {"OnAuditFailure", CFG_ENUM, OFF(on_audit_failure), "tempfail", audit_failure_choices, 0, 0,
+     "When the audit log cannot be written: tempfail mail, or continue and log loudly."},
+    {"AuditRotateSize", CFG_SIZE, OFF(audit_rotate_size), "0", NULL, 0, (unsigned long)1 << 40,
+     "Rotate the audit log when it reaches this size; 0 never."},
     {"AuditRotateDaily", CFG_BOOL, OFF(audit_rotate_daily), "no", NULL, 0, 0,
      "Rotate the audit log at midnight UTC."},
     {"AuditCheckpointInterval", CFG_UINT, OFF(audit_checkpoint), "1000", NULL, 0, 100000000,
@@ -199,9 +199,9 @@ static const struct cfg_key config_keys[] = {
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 
 static const char *const type_names[] = {
-    [CFG_STRING] = "string",  [CFG_PATH] = "path",	     [CFG_BOOL] = "yes|no",
-    [CFG_UINT] = "number",    [CFG_SIZE] = "size",	     [CFG_ENUM] = "choice",
-    [CFG_LIST] = "list",      [CFG_SOCKET] = "socket",	     [CFG_FACILITY] = "facility",
+    [CFG_STRING] = "string",  [CFG_PATH] = "path",       [CFG_BOOL] = "yes|no",
+    [CFG_UINT] = "number",    [CFG_SIZE] = "size",       [CFG_ENUM] = "choice",
+    [CFG_LIST] = "list",      [CFG_SOCKET] = "socket",   [CFG_FACILITY] = "facility",
     [CFG_LOGLEVEL] = "level", [CFG_MODE] = "octal mode",
 };
 
@@ -218,7 +218,7 @@ config_parse_bool(const char *s, int *out)
 	    strcmp(s, "1") == 0)
 		*out = 1;
 	else if (strcasecmp(s, "no") == 0 || strcasecmp(s, "false") == 0 ||
-		 strcasecmp(s, "off") == 0 || strcmp(s, "0") == 0)
+	         strcasecmp(s, "off") == 0 || strcmp(s, "0") == 0)
 		*out = 0;
 	else
 		return -1;
@@ -286,7 +286,8 @@ config_parse_socket(const char *s, struct errbuf *eb)
 	if (strncmp(s, "unix:", 5) == 0 || strncmp(s, "local:", 6) == 0) {
 		p = strchr(s, ':') + 1;
 		if (*p != '/') {
-			err_set(eb, "a unix socket needs an absolute path, as in unix:/run/smimegw/smimegw.sock");
+			err_set(eb, "a unix socket needs an absolute path, as in "
+			            "unix:/run/smimegw/smimegw.sock");
 			return -1;
 		}
 		if (strlen(p) >= 108) {
@@ -402,7 +403,7 @@ config_set(struct config *cfg, const struct cfg_key *k, const char *val, struct 
 	case CFG_SIZE:
 		if (config_parse_size(val, &sz) == -1 || sz < k->min || sz > k->max) {
 			err_set(eb, "\"%s\" is not a size from %lu to %lu bytes (suffixes K, M, G)",
-				val, k->min, k->max);
+			        val, k->min, k->max);
 			return -1;
 		}
 		*(size_t *)field = sz;
@@ -428,15 +429,17 @@ config_set(struct config *cfg, const struct cfg_key *k, const char *val, struct 
 		return 0;
 	case CFG_FACILITY:
 		if ((i = log_facility_parse(val)) == -1) {
-			err_set(eb, "\"%s\" is not a syslog facility (mail, daemon, local0..local7)",
-				val);
+			err_set(eb,
+			        "\"%s\" is not a syslog facility (mail, daemon, local0..local7)",
+			        val);
 			return -1;
 		}
 		*(int *)field = i;
 		return 0;
 	case CFG_LOGLEVEL:
 		if ((i = log_level_parse(val)) == -1) {
-			err_set(eb, "\"%s\" is not one of: error, warning, notice, info, debug", val);
+			err_set(eb, "\"%s\" is not one of: error, warning, notice, info, debug",
+			        val);
 			return -1;
 		}
 		*(int *)field = i;
@@ -510,7 +513,7 @@ config_load(const char *path, struct errbuf *eb)
 		len = strlen(line);
 		if (len > 0 && line[len - 1] != '\n' && !feof(fp)) {
 			err_set(eb, "%s:%u: line longer than %d bytes", path, lineno,
-				CONFIG_MAX_LINE);
+			        CONFIG_MAX_LINE);
 			goto fail;
 		}
 		if (memchr(line, '\0', len) != NULL && strlen(line) != len) {
@@ -535,7 +538,7 @@ config_load(const char *path, struct errbuf *eb)
 		}
 		if (setline[k - config_keys] != 0) {
 			err_set(eb, "%s:%u: %s: already set on line %u", path, lineno, k->name,
-				setline[k - config_keys]);
+			        setline[k - config_keys]);
 			goto fail;
 		}
 		setline[k - config_keys] = lineno;

@@ -573,10 +573,11 @@ encrypt_build_message(const struct msgbuf *mb, const struct mime_split *sp,
 		rewrite_delete_all(r, mb, "Subject");
 		rewrite_add(r, HDR_ADD, "Subject", 0, o->subject);
 	}
-	rewrite_add(r, HDR_ADD, "Content-Type", 0,
-	         o->cipher == ENCRYPT_AES256_GCM
-	             ? "application/pkcs7-mime; smime-type=authEnveloped-data; name=\"smime.p7m\""
-	             : "application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"");
+	rewrite_add(
+	    r, HDR_ADD, "Content-Type", 0,
+	    o->cipher == ENCRYPT_AES256_GCM
+	        ? "application/pkcs7-mime; smime-type=authEnveloped-data; name=\"smime.p7m\""
+	        : "application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"");
 	rewrite_add(r, HDR_ADD, "Content-Transfer-Encoding", 0, "base64");
 	rewrite_add(r, HDR_ADD, "Content-Disposition", 0, "attachment; filename=\"smime.p7m\"");
 	*out = r;

@@ -108,9 +108,10 @@ log_vlog(int prio, const char *qid, int with_errno, const char *fmt, va_list ap)
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
-		len = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld]: %s\n",
-			       tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			       tm.tm_sec, ts.tv_nsec / 1000000, log_ident, (long)getpid(), line);
+		len =
+		    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld]: %s\n",
+		             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		             tm.tm_sec, ts.tv_nsec / 1000000, log_ident, (long)getpid(), line);
 		if (len > 0) {
 			if ((size_t)len >= sizeof(buf))
 				len = sizeof(buf) - 1;

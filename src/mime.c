@@ -39,9 +39,9 @@ special16(const unsigned char *c)
 {
 #ifdef __SSE2__
 	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)c);
-	__m128i m = _mm_or_si128(
-	    _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
-	    _mm_cmpeq_epi8(v, _mm_setzero_si128()));
+	__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')),
+	                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+	                         _mm_cmpeq_epi8(v, _mm_setzero_si128()));
 
 	return (unsigned)_mm_movemask_epi8(m) | (unsigned)_mm_movemask_epi8(v);
 #else

@@ -33,7 +33,7 @@ err_openssl(struct errbuf *eb, const char *what)
 	int n;
 
 	n = snprintf(eb != NULL ? eb->msg : detail, eb != NULL ? sizeof(eb->msg) : sizeof(detail),
-		     "%s", what);
+	             "%s", what);
 	off = n > 0 ? (size_t)n : 0;
 	while ((e = ERR_get_error()) != 0) {
 		if (eb == NULL || off + 3 >= sizeof(eb->msg))
@@ -41,7 +41,8 @@ err_openssl(struct errbuf *eb, const char *what)
 		ERR_error_string_n(e, detail, sizeof(detail));
 		n = snprintf(eb->msg + off, sizeof(eb->msg) - off, ": %s", detail);
 		if (n > 0)
-			off += (size_t)n < sizeof(eb->msg) - off ? (size_t)n : sizeof(eb->msg) - off - 1;
+			off += (size_t)n < sizeof(eb->msg) - off ? (size_t)n
+			                                         : sizeof(eb->msg) - off - 1;
 	}
 }
 

@@ -23,7 +23,7 @@ rewrite_new(void)
 
 void
 rewrite_add_n(struct rewrite *r, enum hdr_op op, const char *name, size_t nlen, unsigned index,
-	      const char *value)
+              const char *value)
 {
 	struct hdr_edit *e;
 
@@ -54,7 +54,7 @@ rewrite_occurrence(const struct msgbuf *mb, size_t i)
 		o = msgbuf_header(mb, j);
 		if (o->name.len == h->name.len &&
 		    strncasecmp((const char *)d + o->name.off, (const char *)d + h->name.off,
-				h->name.len) == 0)
+		                h->name.len) == 0)
 			n++;
 	}
 	return n;
@@ -71,7 +71,7 @@ rewrite_delete_content(struct rewrite *r, const struct msgbuf *mb)
 
 		if (mime_is_content_field(d + h->name.off, h->name.len))
 			rewrite_add_n(r, HDR_DELETE, (const char *)d + h->name.off, h->name.len,
-				      rewrite_occurrence(mb, i), NULL);
+			              rewrite_occurrence(mb, i), NULL);
 	}
 }
 

@@ -44,10 +44,10 @@ struct rewrite {
 struct rewrite *rewrite_new(void);
 /* Appends one edit; name and value are copied (value may be NULL for deletes). */
 void rewrite_add(struct rewrite *, enum hdr_op, const char *name, unsigned index,
-		 const char *value);
+                 const char *value);
 /* The same with a name of nlen bytes (not NUL-terminated). */
 void rewrite_add_n(struct rewrite *, enum hdr_op, const char *name, size_t nlen, unsigned index,
-		   const char *value);
+                   const char *value);
 /* Deletes every top-level Content-* field of mb, highest occurrence first. */
 void rewrite_delete_content(struct rewrite *, const struct msgbuf *);
 /* Deletes every field called name, highest occurrence first. */

@@ -22,7 +22,7 @@ struct signjob {
 
 enum outcome
 signjob_new(const struct signer *signer, const struct msgbuf *mb, struct signjob **out,
-	    struct errbuf *eb)
+            struct errbuf *eb)
 {
 	struct signjob *job = xcalloc(1, sizeof(*job));
 	const unsigned char *data = msgbuf_data(mb);
@@ -71,7 +71,7 @@ signjob_body(struct signjob *job, const void *p, size_t n, struct errbuf *eb)
 
 enum outcome
 signjob_finish(struct signjob *job, struct rewrite **out, struct signjob_info *info,
-	       struct errbuf *eb)
+               struct errbuf *eb)
 {
 	struct mime_reencode_info ri;
 	struct iolist *entity = NULL;
@@ -99,7 +99,7 @@ signjob_finish(struct signjob *job, struct rewrite **out, struct signjob_info *i
 	}
 	info->sig_len = derlen;
 	rc = sign_build_multipart(job->mb, &job->split, entity, signer_digest(job->signer), der,
-				  derlen, out, eb);
+	                          derlen, out, eb);
 	if (rc == OUTCOME_OK) {
 		entity = NULL; /* owned by the rewrite now */
 		info->body_len = iolist_total((*out)->body);

@@ -21,12 +21,12 @@ struct signjob;
 
 /* What signjob_finish did, for the log and the audit record. */
 struct signjob_info {
-	int reencoded;	     /* the entity was re-encoded (8-bit, long lines...) */
-	unsigned parts;	     /* leaf parts re-encoded */
-	int fallback;	     /* malformed MIME: the body was encoded as one leaf */
-	unsigned unfixable;  /* MIME_UNSAFE_* flags left in header fields */
-	size_t sig_len;	     /* DER signature size */
-	size_t body_len;     /* new body size */
+	int reencoded;      /* the entity was re-encoded (8-bit, long lines...) */
+	unsigned parts;     /* leaf parts re-encoded */
+	int fallback;       /* malformed MIME: the body was encoded as one leaf */
+	unsigned unfixable; /* MIME_UNSAFE_* flags left in header fields */
+	size_t sig_len;     /* DER signature size */
+	size_t body_len;    /* new body size */
 };
 
 /*
@@ -34,12 +34,12 @@ struct signjob_info {
  * was called).  The signer and the msgbuf must outlive the job.
  */
 enum outcome signjob_new(const struct signer *, const struct msgbuf *, struct signjob **out,
-			 struct errbuf *);
+                         struct errbuf *);
 /* Feeds the next n body bytes (the same bytes just appended to the msgbuf). */
 enum outcome signjob_body(struct signjob *, const void *p, size_t n, struct errbuf *);
 /* Completes the signature and builds the rewrite (the msgbuf must outlive it). */
 enum outcome signjob_finish(struct signjob *, struct rewrite **out, struct signjob_info *,
-			    struct errbuf *);
+                            struct errbuf *);
 void signjob_free(struct signjob *);
 
 #endif
