@@ -4,24 +4,40 @@
  * the store (permissions, key/certificate pairs, chains).  It works on the
  * directory only; the daemon picks changes up when it reloads.
  *
+ * "cache" looks after the recipient-certificate cache the daemons share in
+ * Redis (cache/rediscache.h): counts and a positive/negative breakdown,
+ * deleting our keys (never FLUSHALL), and warming it from the same sources
+ * the daemon asks (key store, RecipientCertDir, HarvestDir, in that order)
+ * with the same checks its cache validator makes, so that nothing warmed is
+ * refused when read back.
+ *
  * Exit codes: 0 success, 1 failure, 64 usage error.
  */
 #include "autoconf.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
+
+#include <hiredis/hiredis.h>
+
+#include "../cache/certdir.h"
+#include "../cache/rediscache.h"
 
 #include "../src/cert.h"
 #include "../src/config.h"
+#include "../src/encrypt.h"
 #include "../src/keystore.h"
 #include "../src/log.h"
 #include "../src/trust.h"
@@ -43,10 +59,16 @@ static const char usage_text[] =
     "  remove USER FINGERPRINT         delete one identity (a unique prefix of >= 8 hex\n"
     "                                  digits is enough)\n"
     "  check                           validate the whole store; exit 1 on any problem\n"
+    "  cache stats                     count our keys in Redis (positive/negative entries)\n"
+    "  cache flush                     delete our keys (RedisKeyPrefix cert:*) from Redis\n"
+    "  cache warm                      load the usable encryption certificates of the key\n"
+    "                                  store, RecipientCertDir and HarvestDir into Redis\n"
     "\n"
     "Options:\n"
     "  -c, --config FILE        read KeyStore, TrustAnchors, Intermediates and UserID\n"
-    "                           from FILE (default " SMG_DEFAULT_CONFIG ")\n"
+    "                           (and for 'cache': Redis*, CacheTTL, RecipientCertDir,\n"
+    "                           HarvestDir, AllowUntrustedRecipientCerts) from FILE\n"
+    "                           (default " SMG_DEFAULT_CONFIG ")\n"
     "  -k, --keystore DIR       the key store directory (overrides KeyStore)\n"
     "  -t, --trust FILE|DIR     trust anchors (overrides TrustAnchors)\n"
     "  -i, --intermediates F    intermediate CA certificates (overrides Intermediates)\n"
@@ -55,6 +77,8 @@ static const char usage_text[] =
     "  -o, --owner USER         make imported files belong to USER (the daemon's user;\n"
     "                           default: UserID from the config when run as root)\n"
     "  -f, --force              import a certificate that does not name USER\n"
+    "      --redis HOST:PORT    the Redis for 'cache' (overrides Redis; also\n"
+    "                           [v6addr]:port or unix:/path)\n"
     "  -h, --help               show this help\n"
     "\n"
     "States in 'list': current, superseded (valid, but a newer certificate with the\n"
@@ -75,6 +99,7 @@ struct opts {
 	const char *intermediates;
 	const char *password_file;
 	const char *owner;
+	const char *redis;
 	int force;
 	struct config *cfg;
 };
@@ -302,6 +327,762 @@ cmd_check(struct opts *o, const char *dir, int argc, char **argv)
 	return EX_OK_;
 }
 
+/* --- cache stats|flush|warm: the recipient-certificate cache in Redis --- */
+
+#define WARM_BATCH        500   /* entries per pipelined Redis write */
+#define TOOL_MIN_CMD_MS   2000  /* bulk commands need more than the daemon's budget */
+#define SAMPLE_MAX_KEYS   10000 /* keys decoded for the stats breakdown at most */
+#define SAMPLE_MGET       500   /* keys per MGET while sampling */
+#define SAMPLE_MAX_ROUNDS 100000
+
+/* Where the cache commands find their settings (config, then options). */
+struct cache_env {
+	const struct config *cfg;
+	const char *redis;    /* Redis spec in use */
+	const char *keystore; /* "" for none */
+	struct trust *trust;  /* NULL if no TrustAnchors */
+	struct rediscache *rc;
+	unsigned cmd_ms;
+};
+
+/* One certificate of a source for one address; the pair owns a reference. */
+struct warm_pair {
+	char *addr;
+	X509 *cert;
+	time_t not_before;
+};
+
+/* Why a certificate was not warmed. */
+struct warm_skips {
+	size_t dates;     /* expired or not yet valid */
+	size_t unusable;  /* not for encryption, wrong address, unsupported key */
+	size_t untrusted; /* no chain to TrustAnchors */
+	size_t files;     /* files without a certificate (directories only) */
+};
+
+/* The result of one source. */
+struct warm_count {
+	size_t addrs, certs, shadowed;
+	struct warm_skips skip;
+};
+
+/* Addresses already written by an earlier source (sorted, for bsearch). */
+struct addrset {
+	char **v;
+	size_t n, cap;
+};
+
+/* Accumulates the entries of one pipelined write. */
+struct warm_batch {
+	const char *addrs[WARM_BATCH];
+	struct rc_entry ents[WARM_BATCH];
+	const struct rc_entry *ptrs[WARM_BATCH];
+	unsigned ttls[WARM_BATCH];
+	char *owned[WARM_BATCH];
+	size_t n;
+	size_t written, roundtrips;
+};
+
+static int
+strp_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+addrset_has(const struct addrset *s, const char *addr)
+{
+	return s->n > 0 && bsearch(&addr, s->v, s->n, sizeof(*s->v), strp_cmp) != NULL;
+}
+
+/* Adds addresses (kept unsorted until addrset_sort). */
+static void
+addrset_add(struct addrset *s, const char *addr)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap == 0 ? 64 : s->cap * 2;
+		s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+	}
+	s->v[s->n++] = xstrdup(addr);
+}
+
+static void
+addrset_sort(struct addrset *s)
+{
+	if (s->n > 1)
+		qsort(s->v, s->n, sizeof(*s->v), strp_cmp);
+}
+
+static void
+addrset_clear(struct addrset *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Address ascending, then newest notBefore first. */
+static int
+pair_cmp(const void *a, const void *b)
+{
+	const struct warm_pair *p = a, *q = b;
+	int c = strcmp(p->addr, q->addr);
+
+	if (c != 0)
+		return c;
+	return p->not_before > q->not_before ? -1 : p->not_before < q->not_before ? 1 : 0;
+}
+
+static void
+pairs_add(struct warm_pair **v, size_t *n, size_t *cap, const char *addr, X509 *cert)
+{
+	if (*n == *cap) {
+		*cap = *cap == 0 ? 64 : *cap * 2;
+		*v = xreallocarray(*v, *cap, sizeof(**v));
+	}
+	X509_up_ref(cert);
+	(*v)[*n].addr = xstrdup(addr);
+	(*v)[*n].cert = cert;
+	(*v)[*n].not_before = cert_not_before(cert);
+	(*n)++;
+}
+
+static void
+pairs_free(struct warm_pair *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free(v[i].addr);
+		X509_free(v[i].cert);
+	}
+	free(v);
+}
+
+/*
+ * Whether the daemon would use cert for addr now: the same test as its
+ * cache validator (milter/runtime.c), so that nothing warmed is rejected
+ * when read back.  Counts the reason in sk when not.
+ */
+static int
+warm_usable(const struct cache_env *env, const char *addr, X509 *cert, time_t now,
+            struct warm_skips *sk)
+{
+	struct errbuf eb;
+
+	if (!(cert_purposes(cert) & CERT_ENCRYPT) || !cert_has_email(cert, addr) ||
+	    encrypt_check_cert(cert, &eb) != OUTCOME_OK) {
+		sk->unusable++;
+		return 0;
+	}
+	if (cert_not_before(cert) > now || cert_not_after(cert) < now) {
+		sk->dates++;
+		return 0;
+	}
+	if (env->cfg->allow_untrusted_rcpt_certs)
+		return 1;
+	/* Chain only, like the daemon: usages were checked above. */
+	if (env->trust == NULL ||
+	    trust_verify(env->trust, cert, NULL, now, TRUST_PURPOSE_ANY, &eb) != TRUST_OK) {
+		sk->untrusted++;
+		return 0;
+	}
+	return 1;
+}
+
+/* Writes the batch in one pipelined round trip. */
+static enum outcome
+batch_flush(const struct cache_env *env, struct warm_batch *b, struct errbuf *eb)
+{
+	enum outcome o = OUTCOME_OK;
+	size_t i;
+
+	if (b->n == 0)
+		return OUTCOME_OK;
+	o = rediscache_put_many(env->rc, b->addrs, b->ptrs, b->ttls, b->n, eb);
+	if (o == OUTCOME_OK) {
+		b->written += b->n;
+		b->roundtrips++;
+	}
+	for (i = 0; i < b->n; i++) {
+		rc_entry_clear(&b->ents[i]);
+		free(b->owned[i]);
+	}
+	b->n = 0;
+	return o;
+}
+
+/*
+ * Turns one source's pairs into cache entries: per address (not claimed by
+ * an earlier source) its usable certificates, newest first, at most
+ * RC_MAX_CERTS.  Addresses written are added to claimed.
+ */
+static enum outcome
+warm_pairs(const struct cache_env *env, const char *source, struct warm_pair *v, size_t n,
+           struct addrset *claimed, struct warm_batch *b, struct warm_count *cnt, struct errbuf *eb)
+{
+	struct addrset mine;
+	time_t now = time(NULL);
+	enum outcome o = OUTCOME_OK;
+	size_t i, j, k;
+	unsigned char *der;
+	struct rc_entry *e;
+	int len;
+
+	memset(&mine, 0, sizeof(mine));
+	if (n > 1)
+		qsort(v, n, sizeof(*v), pair_cmp);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && strcmp(v[j].addr, v[i].addr) == 0; j++)
+			;
+		if (strlen(v[i].addr) > RC_MAX_ADDR)
+			continue;
+		if (addrset_has(claimed, v[i].addr)) {
+			cnt->shadowed++;
+			continue;
+		}
+		e = &b->ents[b->n];
+		memset(e, 0, sizeof(*e));
+		e->kind = RC_CERTS;
+		e->fetched_at = (uint64_t)now;
+		(void)snprintf(e->source, sizeof(e->source), "%s", source);
+		for (k = i; k < j; k++) {
+			if (!warm_usable(env, v[k].addr, v[k].cert, now, &cnt->skip))
+				continue;
+			if (e->n >= RC_MAX_CERTS)
+				break;
+			der = NULL;
+			if ((len = i2d_X509(v[k].cert, &der)) > 0)
+				(void)rc_entry_add(e, der, (size_t)len);
+			OPENSSL_free(der);
+		}
+		err_openssl_clear();
+		if (e->n == 0) {
+			rc_entry_clear(e);
+			continue;
+		}
+		cnt->addrs++;
+		cnt->certs += e->n;
+		addrset_add(&mine, v[i].addr);
+		b->owned[b->n] = xstrdup(v[i].addr);
+		b->addrs[b->n] = b->owned[b->n];
+		b->ptrs[b->n] = e;
+		b->ttls[b->n] = env->cfg->cache_ttl;
+		if (++b->n == WARM_BATCH && (o = batch_flush(env, b, eb)) != OUTCOME_OK)
+			goto out;
+	}
+	/* The daemon asks its sources in order: the first that answers wins. */
+	for (i = 0; i < mine.n; i++)
+		addrset_add(claimed, mine.v[i]);
+	addrset_sort(claimed);
+out:
+	addrset_clear(&mine);
+	return o;
+}
+
+/* The key store's encryption-capable certificates, per user. */
+static enum outcome
+collect_keystore(const struct cache_env *env, struct warm_pair **v, size_t *n, size_t *cap,
+                 struct errbuf *eb)
+{
+	struct keystore *ks;
+	const struct ks_identity *const *h;
+	size_t u, i, nh;
+
+	if ((ks = keystore_load(env->keystore, env->trust, eb)) == NULL)
+		return OUTCOME_PERM;
+	for (u = 0; u < keystore_nusers(ks); u++) {
+		const char *user = keystore_user(ks, u);
+
+		if ((h = keystore_history(ks, user, &nh)) == NULL)
+			continue;
+		for (i = 0; i < nh; i++)
+			if (ks_identity_purposes(h[i]) & CERT_ENCRYPT)
+				pairs_add(v, n, cap, user, ks_identity_cert(h[i]));
+	}
+	keystore_free(ks);
+	return OUTCOME_OK;
+}
+
+/*
+ * Reads the certificates of one file the way certdir does (PEM, one or
+ * more, else one DER) into sk; returns how many.
+ */
+static int
+read_cert_file(const char *path, STACK_OF(X509) * sk)
+{
+	unsigned char *buf = NULL;
+	const unsigned char *p;
+	struct stat st;
+	BIO *bio = NULL;
+	FILE *f = NULL;
+	X509 *x;
+	int n = 0;
+
+	if ((f = fopen(path, "rb")) == NULL || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size <= 0 || st.st_size > (off_t)CERTDIR_MAX_FILE_SIZE)
+		goto out;
+	buf = xmalloc((size_t)st.st_size);
+	if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+		goto out;
+	if ((bio = BIO_new_mem_buf(buf, (int)st.st_size)) == NULL)
+		goto out;
+	while (n < CERTDIR_MAX_PER_FILE && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (sk_X509_push(sk, x) == 0) {
+			X509_free(x);
+			break;
+		}
+		n++;
+	}
+	if (n == 0) {
+		p = buf;
+		x = d2i_X509(NULL, &p, (long)st.st_size);
+		if (x != NULL && p == buf + st.st_size && sk_X509_push(sk, x) != 0)
+			n = 1;
+		else
+			X509_free(x);
+	}
+out:
+	err_openssl_clear();
+	BIO_free(bio);
+	free(buf);
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/*
+ * Every certificate of a RecipientCertDir-style directory under each of
+ * its addresses.  XXX: certdir.h offers no way to enumerate its index, so
+ * this repeats certdir's file rules (dot files ignored, size and count
+ * limits); keep the two in step.
+ */
+static enum outcome
+collect_dir(const char *what, const char *dir, struct warm_pair **v, size_t *n, size_t *cap,
+            struct warm_skips *skip, struct errbuf *eb)
+{
+	STACK_OF(X509) *sk = NULL;
+	struct dirent *de;
+	size_t nfiles = 0, ne, i;
+	enum outcome o = OUTCOME_PERM;
+	DIR *d = NULL;
+	char **emails, *path;
+	X509 *x;
+
+	if ((d = opendir(dir)) == NULL) {
+		err_set(eb, "%s %s: %s", what, dir, strerror(errno));
+		goto out;
+	}
+	if ((sk = sk_X509_new_null()) == NULL) {
+		err_set(eb, "%s %s: out of memory", what, dir);
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (++nfiles > CERTDIR_MAX_FILES) {
+			fprintf(stderr,
+			        "smimegw-keys: %s %s: more than %d files; ignoring the rest\n",
+			        what, dir, CERTDIR_MAX_FILES);
+			break;
+		}
+		path = xasprintf("%s/%s", dir, de->d_name);
+		if (read_cert_file(path, sk) == 0)
+			skip->files++;
+		free(path);
+		while ((x = sk_X509_shift(sk)) != NULL) {
+			emails = cert_emails(x, &ne);
+			for (i = 0; i < ne; i++)
+				pairs_add(v, n, cap, emails[i], x);
+			cert_strv_free(emails);
+			X509_free(x);
+		}
+	}
+	o = OUTCOME_OK;
+out:
+	sk_X509_free(sk);
+	if (d != NULL)
+		closedir(d);
+	return o;
+}
+
+static void
+print_count(const char *source, const struct warm_count *c)
+{
+	printf("%-8s  %zu address%s, %zu certificate%s; skipped %zu expired or not yet valid, "
+	       "%zu not for encryption, %zu untrusted",
+	       source, c->addrs, c->addrs == 1 ? "" : "es", c->certs, c->certs == 1 ? "" : "s",
+	       c->skip.dates, c->skip.unusable, c->skip.untrusted);
+	if (c->shadowed > 0)
+		printf(", %zu address%s already from an earlier source", c->shadowed,
+		       c->shadowed == 1 ? "" : "es");
+	if (c->skip.files > 0)
+		printf(", %zu file%s without a certificate", c->skip.files,
+		       c->skip.files == 1 ? "" : "s");
+	putchar('\n');
+}
+
+/* cache warm: every usable certificate of the daemon's sources into Redis. */
+static int
+cache_warm(struct cache_env *env)
+{
+	static const char *const names[3] = {"keystore", "certdir", "harvest"};
+	const char *dirs[3];
+	struct warm_batch *b = xcalloc(1, sizeof(*b));
+	struct warm_count cnt[3], total;
+	struct addrset claimed;
+	struct warm_pair *v;
+	struct errbuf eb;
+	size_t n, cap, s, nkeys = 0, dbsize = 0;
+	enum outcome o;
+	int rc = EX_OK_, configured;
+
+	memset(cnt, 0, sizeof(cnt));
+	memset(&total, 0, sizeof(total));
+	memset(&claimed, 0, sizeof(claimed));
+	dirs[0] = env->keystore;
+	dirs[1] = env->cfg->recipient_cert_dir;
+	dirs[2] = env->cfg->harvest_dir;
+	if (env->trust == NULL && !env->cfg->allow_untrusted_rcpt_certs)
+		printf("note: no TrustAnchors and AllowUntrustedRecipientCerts is off: "
+		       "no certificate can be used\n");
+	for (s = 0; s < 3; s++) {
+		v = NULL;
+		n = cap = 0;
+		configured = dirs[s] != NULL && dirs[s][0] != '\0';
+		if (!configured) {
+			printf("%-8s  not configured\n", names[s]);
+			continue;
+		}
+		if (s == 0)
+			o = collect_keystore(env, &v, &n, &cap, &eb);
+		else
+			o = collect_dir(s == 1 ? "RecipientCertDir" : "HarvestDir", dirs[s], &v, &n,
+			                &cap, &cnt[s].skip, &eb);
+		if (o != OUTCOME_OK) {
+			fprintf(stderr, "smimegw-keys: %s: %s\n", names[s], eb.msg);
+			rc = EX_FAIL_;
+			pairs_free(v, n);
+			continue;
+		}
+		o = warm_pairs(env, names[s], v, n, &claimed, b, &cnt[s], &eb);
+		pairs_free(v, n);
+		if (o != OUTCOME_OK)
+			goto redis_down;
+		print_count(names[s], &cnt[s]);
+		total.addrs += cnt[s].addrs;
+		total.certs += cnt[s].certs;
+	}
+	if (batch_flush(env, b, &eb) != OUTCOME_OK)
+		goto redis_down;
+	if (rediscache_stats(env->rc, &nkeys, &dbsize, &eb) != OUTCOME_OK)
+		goto redis_down;
+	printf("warmed %zu address%s (%zu certificate%s) in %zu round trip%s, TTL %u s; "
+	       "Redis %s now holds %zu of our keys\n",
+	       total.addrs, total.addrs == 1 ? "" : "es", total.certs, total.certs == 1 ? "" : "s",
+	       b->roundtrips, b->roundtrips == 1 ? "" : "s", env->cfg->cache_ttl, env->redis,
+	       nkeys);
+	goto out;
+redis_down:
+	fprintf(stderr, "smimegw-keys: cannot write to Redis at %s: %s\n", env->redis, eb.msg);
+	rc = EX_FAIL_;
+out:
+	addrset_clear(&claimed);
+	free(b);
+	return rc;
+}
+
+/* Escapes glob metacharacters and appends '*' (for SCAN MATCH). */
+static char *
+glob_prefix(const char *s)
+{
+	size_t n = strlen(s), i, o = 0;
+	char *g = xmalloc(2 * n + 2);
+
+	for (i = 0; i < n; i++) {
+		if (strchr("*?[]\\^", s[i]) != NULL)
+			g[o++] = '\\';
+		g[o++] = s[i];
+	}
+	g[o++] = '*';
+	g[o] = '\0';
+	return g;
+}
+
+/*
+ * A private connection to the Redis in use ("host:port", "[v6]:port",
+ * "unix:/path"; rediscache_new has checked the form), for the probe and the
+ * sample.  NULL with the reason in eb.
+ */
+static redisContext *
+tool_connect(const struct cache_env *env, struct errbuf *eb)
+{
+	struct timeval ctv, otv;
+	redisContext *c = NULL;
+	const char *colon, *hs, *he;
+	char *host;
+
+	ctv.tv_sec = env->cfg->redis_connect_timeout / 1000;
+	ctv.tv_usec = (suseconds_t)(env->cfg->redis_connect_timeout % 1000) * 1000;
+	otv.tv_sec = env->cmd_ms / 1000;
+	otv.tv_usec = (suseconds_t)(env->cmd_ms % 1000) * 1000;
+	if (strncmp(env->redis, "unix:", 5) == 0)
+		c = redisConnectUnixWithTimeout(env->redis + 5, ctv);
+	else if ((colon = strrchr(env->redis, ':')) != NULL) {
+		hs = env->redis;
+		he = colon;
+		if (hs[0] == '[' && he > hs && he[-1] == ']') {
+			hs++;
+			he--;
+		}
+		host = xstrndup(hs, (size_t)(he - hs));
+		c = redisConnectWithTimeout(host, atoi(colon + 1), ctv);
+		free(host);
+	}
+	if (c == NULL)
+		err_set(eb, "connect: out of memory");
+	else if (c->err != 0 || redisSetTimeout(c, otv) != REDIS_OK) {
+		err_set(eb, "connect: %s", c->errstr[0] != '\0' ? c->errstr : "failed");
+		redisFree(c);
+		c = NULL;
+	}
+	return c;
+}
+
+/*
+ * Checks that Redis answers PING before any work, so that an unreachable
+ * server is reported at once, naming it, and not after reading every source.
+ */
+static int
+redis_probe(const struct cache_env *env, struct errbuf *eb)
+{
+	redisContext *c;
+	redisReply *r;
+	int ok = 0;
+
+	if ((c = tool_connect(env, eb)) == NULL)
+		return -1;
+	if ((r = redisCommand(c, "PING")) == NULL)
+		err_set(eb, "PING: %s", c->errstr[0] != '\0' ? c->errstr : "no reply");
+	else if (r->type == REDIS_REPLY_ERROR)
+		err_set(eb, "PING: %.*s", (int)r->len, r->str); /* e.g. NOAUTH */
+	else
+		ok = 1;
+	if (r != NULL)
+		freeReplyObject(r);
+	redisFree(c);
+	return ok ? 0 : -1;
+}
+
+/* How many of our entries are positive, negative or unreadable. */
+struct sample {
+	size_t seen, pos, neg, bad, certs;
+	int complete;
+};
+
+/* Decodes the values of keys[0..n) (one MGET) into the sample. */
+static int
+sample_mget(redisContext *c, char **keys, size_t n, struct sample *sm)
+{
+	const char *argv[SAMPLE_MGET + 1];
+	size_t argvlen[SAMPLE_MGET + 1], i;
+	struct rc_entry e;
+	redisReply *r, *x;
+
+	argv[0] = "MGET";
+	argvlen[0] = 4;
+	for (i = 0; i < n; i++) {
+		argv[i + 1] = keys[i];
+		argvlen[i + 1] = strlen(keys[i]);
+	}
+	if ((r = redisCommandArgv(c, (int)n + 1, argv, argvlen)) == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
+		freeReplyObject(r);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		x = r->element[i];
+		if (x->type == REDIS_REPLY_NIL)
+			continue; /* expired since SCAN */
+		sm->seen++;
+		memset(&e, 0, sizeof(e));
+		if (x->type != REDIS_REPLY_STRING ||
+		    rc_decode((unsigned char *)x->str, x->len, &e) != 0)
+			sm->bad++;
+		else if (e.kind == RC_NONE)
+			sm->neg++;
+		else {
+			sm->pos++;
+			sm->certs += e.n;
+		}
+		rc_entry_clear(&e);
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+/*
+ * SCAN + MGET of up to SAMPLE_MAX_KEYS of our keys, decoded with the cache's
+ * own format checks.  XXX: rediscache has no key-listing call, so this uses
+ * hiredis directly; a rediscache_scan() would let the tool drop it.
+ */
+static int
+cache_sample(const struct cache_env *env, struct sample *sm)
+{
+	char cursor[32] = "0", *match = NULL, *full, *keys[SAMPLE_MGET];
+	redisContext *c = NULL;
+	redisReply *r = NULL;
+	unsigned long rounds = 0;
+	size_t i, nk = 0, taken = 0;
+	struct errbuf eb;
+	int ret = -1;
+
+	memset(sm, 0, sizeof(*sm));
+	if ((c = tool_connect(env, &eb)) == NULL)
+		goto out;
+	full = xasprintf("%scert:", env->cfg->redis_prefix);
+	match = glob_prefix(full);
+	free(full);
+	do {
+		if (++rounds > SAMPLE_MAX_ROUNDS)
+			goto out;
+		r = redisCommand(c, "SCAN %s MATCH %s COUNT 500", cursor, match);
+		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY ||
+		    r->element[0]->len >= sizeof(cursor))
+			goto out;
+		memcpy(cursor, r->element[0]->str, r->element[0]->len);
+		cursor[r->element[0]->len] = '\0';
+		for (i = 0; i < r->element[1]->elements && taken < SAMPLE_MAX_KEYS; i++) {
+			if (r->element[1]->element[i]->type != REDIS_REPLY_STRING)
+				continue;
+			keys[nk++] = xstrndup(r->element[1]->element[i]->str,
+			                      r->element[1]->element[i]->len);
+			taken++;
+			if (nk == SAMPLE_MGET) {
+				if (sample_mget(c, keys, nk, sm) != 0)
+					goto out;
+				while (nk > 0)
+					free(keys[--nk]);
+			}
+		}
+		freeReplyObject(r);
+		r = NULL;
+	} while (strcmp(cursor, "0") != 0 && taken < SAMPLE_MAX_KEYS);
+	if (nk > 0 && sample_mget(c, keys, nk, sm) != 0)
+		goto out;
+	sm->complete = strcmp(cursor, "0") == 0;
+	ret = 0;
+out:
+	while (nk > 0)
+		free(keys[--nk]);
+	if (r != NULL)
+		freeReplyObject(r);
+	if (c != NULL)
+		redisFree(c);
+	free(match);
+	return ret;
+}
+
+/* cache stats: key counts and what the entries hold. */
+static int
+cache_stats(struct cache_env *env)
+{
+	struct sample sm;
+	struct errbuf eb;
+	size_t nkeys, dbsize;
+
+	if (rediscache_stats(env->rc, &nkeys, &dbsize, &eb) != OUTCOME_OK) {
+		fprintf(stderr, "smimegw-keys: cannot reach Redis at %s: %s\n", env->redis, eb.msg);
+		return EX_FAIL_;
+	}
+	printf("redis:       %s\n", env->redis);
+	printf("prefix:      %scert:\n", env->cfg->redis_prefix);
+	printf("keys:        %zu\n", nkeys);
+	printf("dbsize:      %zu\n", dbsize);
+	if (cache_sample(env, &sm) != 0) {
+		printf("breakdown:   unavailable (Redis stopped answering)\n");
+		return EX_FAIL_;
+	}
+	printf("positive:    %zu (%zu certificate%s)\n", sm.pos, sm.certs,
+	       sm.certs == 1 ? "" : "s");
+	printf("negative:    %zu\n", sm.neg);
+	printf("unreadable:  %zu\n", sm.bad);
+	if (!sm.complete)
+		printf("note: breakdown from the first %zu keys only\n", sm.seen);
+	return EX_OK_;
+}
+
+/* cache flush: deletes our keys only (SCAN + UNLINK, never FLUSHALL). */
+static int
+cache_flush(struct cache_env *env)
+{
+	struct errbuf eb;
+	size_t n;
+
+	if (rediscache_flush(env->rc, &n, &eb) != OUTCOME_OK) {
+		fprintf(stderr, "smimegw-keys: cannot reach Redis at %s: %s\n", env->redis, eb.msg);
+		return EX_FAIL_;
+	}
+	printf("deleted %zu key%s matching %scert:* from Redis %s\n", n, n == 1 ? "" : "s",
+	       env->cfg->redis_prefix, env->redis);
+	return EX_OK_;
+}
+
+/* cache stats|flush|warm: sets up the config, trust and Redis handle. */
+static int
+cmd_cache(struct opts *o, int argc, char **argv)
+{
+	struct cache_env env;
+	struct errbuf eb;
+	int failed, rc = EX_FAIL_;
+
+	if (argc != 1 || (strcmp(argv[0], "stats") != 0 && strcmp(argv[0], "flush") != 0 &&
+	                  strcmp(argv[0], "warm") != 0))
+		usage();
+	memset(&env, 0, sizeof(env));
+	env.cfg = o->cfg;
+	env.redis = o->redis != NULL ? o->redis : o->cfg->redis;
+	env.keystore = o->keystore != NULL ? o->keystore : o->cfg->keystore;
+	if (env.redis == NULL || env.redis[0] == '\0') {
+		fprintf(stderr,
+		        "smimegw-keys: no Redis: set Redis in %s or use --redis HOST:PORT\n",
+		        o->cfg->path != NULL ? o->cfg->path : "the config");
+		return EX_FAIL_;
+	}
+	env.cmd_ms = o->cfg->redis_command_timeout > TOOL_MIN_CMD_MS ? o->cfg->redis_command_timeout
+	                                                             : TOOL_MIN_CMD_MS;
+	if ((env.rc = rediscache_new(env.redis, o->cfg->redis_connect_timeout, env.cmd_ms,
+	                             o->cfg->redis_prefix, &eb)) == NULL) {
+		fprintf(stderr, "smimegw-keys: %s\n", eb.msg);
+		return EX_FAIL_;
+	}
+	/* The breaker's warnings would only repeat the error printed below. */
+	log_setlevel(LOG_ERR);
+	if (redis_probe(&env, &eb) != 0) {
+		fprintf(stderr, "smimegw-keys: cannot reach Redis at %s: %s\n", env.redis, eb.msg);
+		rediscache_free(env.rc);
+		return EX_FAIL_;
+	}
+	if (strcmp(argv[0], "stats") == 0)
+		rc = cache_stats(&env);
+	else if (strcmp(argv[0], "flush") == 0)
+		rc = cache_flush(&env);
+	else {
+		env.trust = load_trust(o, &failed);
+		if (!failed)
+			rc = cache_warm(&env);
+		trust_free(env.trust);
+	}
+	rediscache_free(env.rc);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -313,6 +1094,7 @@ main(int argc, char **argv)
 	    {"password-file", required_argument, NULL, 'p'},
 	    {"owner", required_argument, NULL, 'o'},
 	    {"force", no_argument, NULL, 'f'},
+	    {"redis", required_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -346,6 +1128,9 @@ main(int argc, char **argv)
 		case 'f':
 			o.force = 1;
 			break;
+		case 'R':
+			o.redis = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return EX_OK_;
@@ -363,9 +1148,22 @@ main(int argc, char **argv)
 		return EX_OK_;
 	}
 	if (strcmp(cmd, "import") != 0 && strcmp(cmd, "list") != 0 && strcmp(cmd, "remove") != 0 &&
-	    strcmp(cmd, "check") != 0) {
+	    strcmp(cmd, "check") != 0 && strcmp(cmd, "cache") != 0) {
 		fprintf(stderr, "smimegw-keys: unknown command '%s'\n", cmd);
 		usage();
+	}
+	if (strcmp(cmd, "cache") == 0) {
+		/* Without -c, the default config if there is one, else the defaults. */
+		if (o.config == NULL && access(SMG_DEFAULT_CONFIG, F_OK) != 0)
+			o.cfg = config_defaults();
+		else if ((o.cfg = config_load(o.config != NULL ? o.config : SMG_DEFAULT_CONFIG,
+		                              &eb)) == NULL) {
+			fprintf(stderr, "smimegw-keys: %s\n", eb.msg);
+			return EX_FAIL_;
+		}
+		rc = cmd_cache(&o, argc - 1, argv + 1);
+		config_free(o.cfg);
+		return rc;
 	}
 	if (o.keystore == NULL || o.config != NULL) {
 		const char *path = o.config != NULL ? o.config : SMG_DEFAULT_CONFIG;
