@@ -17,6 +17,7 @@
 #include <openssl/rsa.h>
 
 #include "decrypt.h"
+#include "ossl.h"
 #include "mime.h"
 #include "verify.h"
 #include "xmalloc.h"
@@ -25,24 +26,10 @@ static const struct decrypt_limits default_limits = {
     DECRYPT_DEFAULT_MAX_DECRYPTED, DECRYPT_DEFAULT_MAX_INPUT, DECRYPT_DEFAULT_MAX_RECIPIENTS,
     DECRYPT_DEFAULT_MAX_TRIALS};
 
-static pthread_once_t legacy_once = PTHREAD_ONCE_INIT;
-static int legacy_ok = -1;
-
-static void
-legacy_load(void)
-{
-	/* Loading any provider by hand stops the implicit default: load both. */
-	if (OSSL_PROVIDER_load(NULL, "default") != NULL &&
-	    OSSL_PROVIDER_load(NULL, "legacy") != NULL)
-		legacy_ok = 0;
-	ERR_clear_error();
-}
-
 int
 decrypt_load_legacy(void)
 {
-	pthread_once(&legacy_once, legacy_load);
-	return legacy_ok;
+	return ossl_load_legacy();
 }
 
 /* What one decryption call works with. */

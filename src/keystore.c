@@ -28,6 +28,7 @@
 
 #include "cert.h"
 #include "keystore.h"
+#include "ossl.h"
 #include "log.h"
 #include "trust.h"
 #include "xmalloc.h"
@@ -874,24 +875,6 @@ keystore_check(const char *dir, const struct trust *trust, time_t now,
 
 /* --- import ------------------------------------------------------------------ */
 
-static pthread_once_t providers_once = PTHREAD_ONCE_INIT;
-
-/*
- * Old PKCS#12 files (RC2-40, 3DES) need OpenSSL's legacy provider.  Loading
- * any provider explicitly stops the default one from loading implicitly,
- * so both are loaded.  The providers stay loaded for the process lifetime.
- */
-static void
-providers_load(void)
-{
-	if (OSSL_PROVIDER_load(NULL, "default") == NULL)
-		log_warnx("cannot load OpenSSL's default provider");
-	if (OSSL_PROVIDER_load(NULL, "legacy") == NULL)
-		log_warnx("cannot load OpenSSL's legacy provider: old PKCS#12 files "
-		          "(RC2, 3DES) will not import");
-	ERR_clear_error();
-}
-
 /* Creates path as a 0700 directory if missing, and chowns it if asked. */
 static int
 ensure_dir(const char *path, const struct ks_import_opts *o, struct errbuf *eb)
@@ -1136,7 +1119,7 @@ keystore_import_pkcs12(const char *dir, const char *user, const char *path, cons
 	memset(leaf, 0, sizeof(leaf));
 	c.certs = sk_X509_new_null();
 	chain = sk_X509_new_null();
-	(void)pthread_once(&providers_once, providers_load);
+	(void)ossl_load_legacy();
 	if (keystore_addr_normalize(user, norm) == -1) {
 		err_set(eb, "%s: not a valid e-mail address", user);
 		goto out;
