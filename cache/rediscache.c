@@ -218,7 +218,7 @@ breaker_fail(struct rediscache *rc, const char *why)
 	max = rc->backoff_max;
 	pthread_mutex_unlock(&rc->bmu);
 	if (b == init)
-		log_warnx("redis: %s; skipping Redis for %u ms (backing off up to %u ms)", why, b,
+		log_warnx("%s; skipping Redis for %u ms (backing off up to %u ms)", why, b,
 		          max);
 }
 

@@ -9,7 +9,7 @@ cd "$top"
 
 PKGS="build-essential autoconf automake libtool pkg-config
 libssl-dev libgmime-3.0-dev libhiredis-dev libcriterion-dev libmilter-dev
-openssl postfix redis-server gpgsm gnupg python3 ca-certificates
+openssl postfix redis-server gpgsm gnupg python3 python3-cryptography ca-certificates
 libbcmail-java libbcpkix-java libbcprov-java default-jdk-headless
 chromium procps iproute2"
 

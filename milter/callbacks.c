@@ -82,6 +82,24 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	return SMFIS_CONTINUE;
 }
 
+/*
+ * Under overload every refused connection would log a line; one line per
+ * second with the count says the same without flooding the log.
+ */
+static void
+cb_busy_log(unsigned limit)
+{
+	static atomic_long refused, last;
+	long now = (long)time(NULL), n = atomic_fetch_add(&refused, 1) + 1, prev = atomic_load(&last);
+
+	if (now != prev && atomic_compare_exchange_strong(&last, &prev, now)) {
+		log_warnx("MaxConnections %u reached: %ld connection(s) refused with 421 4.3.2 "
+			  "since the last report",
+			  limit, n);
+		atomic_fetch_sub(&refused, n);
+	}
+}
+
 static sfsistat
 cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 {
@@ -98,9 +116,8 @@ cb_connect(SMFICTX *ctx, char *hostname, struct sockaddr *sa)
 	}
 	if (c->cfg->max_connections > 0 &&
 	    atomic_load(&gw.connections) > (long)c->cfg->max_connections) {
-		log_warnx("MaxConnections %u reached: connection from %s refused for now",
-		          c->cfg->max_connections, hostname != NULL ? hostname : "unknown");
-		return reply_action(ctx, NULL, ACTION_TEMPFAIL, REPLY_BUSY, NULL);
+		cb_busy_log(c->cfg->max_connections);
+		return reply_quiet(ctx, ACTION_TEMPFAIL, REPLY_BUSY);
 	}
 	free(c->hostname);
 	c->hostname = xstrdup(hostname != NULL ? hostname : "unknown");
@@ -126,6 +143,7 @@ cb_envfrom(SMFICTX *ctx, char **argv)
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	conn_refresh(c);
 	m = conn_msg_begin(c);
 	cb_update_qid(ctx, m);
 	if (atomic_load(&gw.stopping))

@@ -31,6 +31,21 @@ conn_free(struct conn *c)
 	free(c);
 }
 
+void
+conn_refresh(struct conn *c)
+{
+	struct runtime *cur = runtime_current();
+
+	if (cur == NULL || cur == c->rt) {
+		runtime_unref(cur);
+		return;
+	}
+	conn_msg_end(c);
+	runtime_unref(c->rt);
+	c->rt = cur;
+	c->cfg = cur->cfg;
+}
+
 struct msg *
 conn_msg_begin(struct conn *c)
 {

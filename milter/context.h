@@ -58,6 +58,12 @@ struct conn {
 /* A connection pinning rt (taking over the caller's reference). */
 struct conn *conn_new(struct runtime *rt);
 void conn_free(struct conn *);
+/*
+ * Between transactions: moves the connection to the current runtime if a
+ * reload installed a new one (Postfix keeps one milter connection for a
+ * whole SMTP session, which may outlive many reloads).
+ */
+void conn_refresh(struct conn *);
 /* Starts a transaction (freeing any left over). */
 struct msg *conn_msg_begin(struct conn *);
 /* Ends the transaction; a no-op without one. */

@@ -137,7 +137,8 @@ load_stats_print(struct load_stats *st, double elapsed, int json, FILE *fp)
 	size_t i;
 	int first;
 
-	qsort(st->lat, st->nlat, sizeof(*st->lat), cmp_double);
+	if (st->nlat > 0)
+		qsort(st->lat, st->nlat, sizeof(*st->lat), cmp_double);
 	if (elapsed <= 0)
 		elapsed = 1e-9;
 	mps = (double)st->messages / elapsed;

@@ -37,9 +37,10 @@ static const struct reply_text reply_texts[] = {
     [REPLY_AUDIT] = {"451", "4.3.0", "451", "4.3.0", "S/MIME gateway cannot write its audit log"},
 };
 
-sfsistat
-reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
-             const char *detail)
+/* Sets the reply on ctx; returns the milter status for action. */
+static sfsistat
+reply_set(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
+	  const char *detail, int quiet)
 {
 	const struct reply_text *rt = &reply_texts[why];
 	char text[512];
@@ -65,6 +66,21 @@ reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reaso
 			*p = ' ';
 	if (smfi_setreply(ctx, (char *)code, (char *)xcode, text) != MI_SUCCESS)
 		qlog_warnx(qid, "could not set SMTP reply %s %s", code, xcode);
-	qlog_info(qid, "action=%s reply=\"%s %s %s\"", action_name(action), code, xcode, text);
+	if (!quiet)
+		qlog_info(qid, "action=%s reply=\"%s %s %s\"", action_name(action), code, xcode,
+			  text);
 	return action == ACTION_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+}
+
+sfsistat
+reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
+	     const char *detail)
+{
+	return reply_set(ctx, qid, action, why, detail, 0);
+}
+
+sfsistat
+reply_quiet(SMFICTX *ctx, enum action action, enum reply_reason why)
+{
+	return reply_set(ctx, NULL, action, why, NULL, 1);
 }

@@ -34,4 +34,7 @@ enum reply_reason {
 sfsistat reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
                       const char *detail);
 
+/* The same without a log line: for refusals that are counted and logged in bulk. */
+sfsistat reply_quiet(SMFICTX *ctx, enum action action, enum reply_reason why);
+
 #endif
