@@ -7,8 +7,13 @@
  * bound: what the bare primitives cost (for signing: SHA-256 over the
  * signed entity + one private-key signature + base64 of the signature; for
  * encryption: AES-256-CBC over the entity + one public-key operation per
- * recipient + base64 of the ciphertext).  The ratio engine/bound is the
- * figure of merit (1.0 = no overhead beyond the cryptography).
+ * recipient + base64 of the ciphertext; for decryption: base64 decoding of
+ * the body + one private-key operation (RSA decryption or ECDH) +
+ * AES-256-CBC decryption of the entity; for verification: SHA-256 over the
+ * signed entity + one public-key verification + base64 decoding of the
+ * signature).  The ratio engine/bound is the figure of merit (1.0 = no
+ * overhead beyond the cryptography).  The inputs of the decrypt and verify
+ * rows are made in-process by the engine itself (encrypt / sign rows).
  *
  * Timing is CPU time of the process (single thread), so figures are per
  * core and do not depend on how busy the rest of the machine is; each
@@ -17,12 +22,15 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -37,9 +45,13 @@
 #include "src/rewrite.h"
 #include "src/sign.h"
 #include "src/signjob.h"
+#include "src/trust.h"
+#include "src/verify.h"
 #include "src/xmalloc.h"
 #ifdef BENCH_WITH_ENCRYPT
+#include "src/decrypt.h"
 #include "src/encrypt.h"
+#include "src/keystore.h"
 #endif
 #ifdef BENCH_WITH_CACHE
 #include "cache/cachebench.h"
@@ -53,7 +65,15 @@
 #define MAX_SIZES 8
 #define MAX_RCPT  10
 
-enum op { OP_SIGN = 1, OP_SIGN_CMS = 2, OP_ENCRYPT = 4, OP_SIGNENCRYPT = 8 };
+enum op {
+	OP_SIGN = 1,
+	OP_SIGN_CMS = 2,
+	OP_ENCRYPT = 4,
+	OP_SIGNENCRYPT = 8,
+	OP_DECRYPT = 16,
+	OP_VERIFY = 32,
+};
+#define OP_ALL (OP_SIGN | OP_SIGN_CMS | OP_ENCRYPT | OP_SIGNENCRYPT | OP_DECRYPT | OP_VERIFY)
 
 struct keyset {
 	const char *name; /* "rsa2048" / "p256" */
@@ -62,6 +82,8 @@ struct keyset {
 	STACK_OF(X509) * chain;
 	X509 *enc_cert; /* recipient certificate for encryption */
 	EVP_PKEY *enc_pub;
+	EVP_PKEY *enc_key;                  /* its private key (decrypt bound) */
+	const char *signer_addr, *enc_addr; /* e-mail addresses of the two certificates */
 	struct signer *signer;
 };
 
@@ -76,6 +98,7 @@ struct opts {
 	const char *pki;
 	int cache;         /* also certificate lookups/s (cache/cachebench) */
 	const char *redis; /* host:port or unix:/path for the Redis figure; NULL: LRU only */
+	int b64;           /* decrypt/verify bounds include base64 decoding */
 };
 
 struct row {
@@ -486,6 +509,393 @@ bench_encrypt(struct keyset *ks, size_t size, unsigned rcpts, int sign_first, co
 }
 #endif
 
+/* ---- inbound: verify and decrypt ----------------------------------------- */
+
+/*
+ * A received message made from an engine rewrite: the header fields of a
+ * delivered message plus the rewrite's Content-* fields, and its body
+ * flattened.  Fed to the inbound engines the way the milter feeds them
+ * (header fields into a msgbuf, the body in 64 KB chunks).
+ */
+#define INMSG_MAX_FIELDS 16
+
+struct inmsg {
+	char *names[INMSG_MAX_FIELDS];
+	char *values[INMSG_MAX_FIELDS]; /* with the leading space */
+	size_t nh;
+	unsigned char *body;
+	size_t bodylen;
+};
+
+static void
+inmsg_from_rewrite(struct inmsg *im, const struct rewrite *rw, const char *from)
+{
+	static const char *const base[][2] = {
+	    {"To", " Bob <bob@example.org>"},
+	    {"Subject", " benchmark message"},
+	    {"Date", " Mon, 1 Jan 2024 00:00:00 +0000"},
+	    {"Message-ID", " <bench@example.org>"},
+	    {"MIME-Version", " 1.0"},
+	};
+	size_t i;
+
+	memset(im, 0, sizeof(*im));
+	im->names[im->nh] = xstrdup("From");
+	im->values[im->nh++] = xasprintf(" <%s>", from);
+	for (i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+		im->names[im->nh] = xstrdup(base[i][0]);
+		im->values[im->nh++] = xstrdup(base[i][1]);
+	}
+	for (i = 0; i < rw->nedits; i++) {
+		const struct hdr_edit *e = &rw->edits[i];
+
+		if (e->op == HDR_DELETE || e->value == NULL ||
+		    strncasecmp(e->name, "Content-", 8) != 0)
+			continue;
+		if (im->nh == INMSG_MAX_FIELDS)
+			die("too many header edits in the rewrite");
+		im->names[im->nh] = xstrdup(e->name);
+		im->values[im->nh++] = xasprintf(" %s", e->value);
+	}
+	im->body = iolist_flatten(rw->body, &im->bodylen);
+}
+
+static struct msgbuf *
+inmsg_msgbuf(const struct inmsg *im)
+{
+	struct msgbuf *mb = msgbuf_new(im->bodylen + 4096, im->bodylen + 65536);
+	size_t i, off, n;
+
+	for (i = 0; i < im->nh; i++)
+		if (msgbuf_add_header(mb, im->names[i], im->values[i], 1) < 0)
+			die("msgbuf_add_header");
+	if (msgbuf_end_headers(mb) < 0)
+		die("msgbuf_end_headers");
+	for (off = 0; off < im->bodylen; off += n) {
+		n = im->bodylen - off < CHUNK ? im->bodylen - off : CHUNK;
+		if (msgbuf_add_body(mb, im->body + off, n) < 0)
+			die("msgbuf_add_body");
+	}
+	return mb;
+}
+
+static void
+inmsg_release(struct inmsg *im)
+{
+	size_t i;
+
+	for (i = 0; i < im->nh; i++) {
+		free(im->names[i]);
+		free(im->values[i]);
+	}
+	free(im->body);
+	memset(im, 0, sizeof(*im));
+}
+
+struct verify_arg {
+	struct inmsg im;
+	const struct trust *trust;
+	char from[128];
+};
+
+/* The daemon's per-message verification work: message in, verdict out. */
+static void
+run_verify(void *p)
+{
+	struct verify_arg *a = p;
+	struct msgbuf *mb = inmsg_msgbuf(&a->im);
+	struct verify_result vr;
+	struct errbuf eb;
+
+	if (verify_message(mb, a->trust, a->from, time(NULL), &vr, &eb) != OUTCOME_OK)
+		die(eb.msg);
+	if (vr.nlayers != 1 || vr.layer[0].verdict != VERDICT_PASS) {
+		fprintf(stderr,
+		        "smimegw-bench: verify: %zu layers, verdict %d, reason %d, chain %s\n",
+		        vr.nlayers, vr.nlayers ? (int)vr.layer[0].verdict : -1,
+		        vr.nlayers ? (int)vr.layer[0].reason : -1,
+		        vr.nlayers ? vr.layer[0].chain_detail : "");
+		die("verify: the engine's own signature does not pass");
+	}
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+}
+
+struct vbound_arg {
+	EVP_PKEY_CTX *pctx; /* public-key context, verify_init'ed */
+	const EVP_MD *md;
+	unsigned char sig[1024];
+	size_t siglen;
+	size_t entity;
+	char *b64; /* a base64 signature part of the engine's size */
+	size_t b64len;
+	unsigned char *der;
+	int with_b64;
+};
+
+/*
+ * SHA-256 over the entity + one public-key verification (with --b64 also
+ * base64 decoding of the signature).
+ */
+static void
+run_verify_bound(void *p)
+{
+	struct vbound_arg *a = p;
+	unsigned char dig[EVP_MAX_MD_SIZE];
+	unsigned dl;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	if (EVP_DigestInit_ex2(c, a->md, NULL) != 1 || EVP_DigestUpdate(c, body, a->entity) != 1 ||
+	    EVP_DigestFinal_ex(c, dig, &dl) != 1)
+		die("bound: digest");
+	EVP_MD_CTX_free(c);
+	if (EVP_PKEY_verify(a->pctx, a->sig, a->siglen, dig, dl) != 1)
+		die("bound: verify");
+	if (a->with_b64)
+		b64_decode(a->b64, a->b64len, a->der);
+}
+
+static void
+bench_verify(struct keyset *ks, size_t size, const struct opts *o, const struct trust *trust)
+{
+	struct sign_arg sa = {ks, size, 0, NULL, NULL};
+	struct verify_arg va = {0};
+	struct vbound_arg vb = {0};
+	struct msgbuf *mb;
+	struct rewrite *rw;
+	EVP_PKEY_CTX *sctx;
+	unsigned char dig[EVP_MAX_MD_SIZE];
+	unsigned dl;
+	unsigned char *zero;
+	double e, b;
+
+	/* The input: a message signed by the engine (the sign row's output). */
+	rw = sign_message(&sa, &mb);
+	inmsg_from_rewrite(&va.im, rw, ks->signer_addr);
+	rewrite_free(rw);
+	msgbuf_free(mb);
+	va.trust = trust;
+	snprintf(va.from, sizeof(va.from), "<%s>", ks->signer_addr);
+	e = measure(run_verify, &va, o->seconds, o->repeat);
+
+	vb.md = EVP_sha256();
+	vb.entity = entity_size(size);
+	if (!EVP_Digest(body, vb.entity, dig, &dl, vb.md, NULL))
+		die("bound: digest");
+	vb.siglen = sizeof(vb.sig);
+	if ((sctx = EVP_PKEY_CTX_new_from_pkey(NULL, ks->key, NULL)) == NULL ||
+	    EVP_PKEY_sign_init(sctx) <= 0 || EVP_PKEY_CTX_set_signature_md(sctx, vb.md) <= 0 ||
+	    EVP_PKEY_sign(sctx, vb.sig, &vb.siglen, dig, dl) <= 0)
+		die("bound: sign");
+	EVP_PKEY_CTX_free(sctx);
+	if ((vb.pctx = EVP_PKEY_CTX_new_from_pkey(NULL, X509_get0_pubkey(ks->cert), NULL)) ==
+	        NULL ||
+	    EVP_PKEY_verify_init(vb.pctx) <= 0 ||
+	    EVP_PKEY_CTX_set_signature_md(vb.pctx, vb.md) <= 0)
+		die("bound: public-key context");
+	zero = xcalloc(1, sa.out_len);
+	vb.b64 = xmalloc(b64_encoded_len(sa.out_len) + 1);
+	vb.b64len = b64_encode(zero, sa.out_len, vb.b64);
+	vb.der = xmalloc(sa.out_len + 3);
+	vb.with_b64 = o->b64;
+	b = measure(run_verify_bound, &vb, o->seconds, o->repeat);
+	add_row("verify", ks, 0, size, vb.entity, e, b, "cms");
+	EVP_PKEY_CTX_free(vb.pctx);
+	free(zero);
+	free(vb.b64);
+	free(vb.der);
+	inmsg_release(&va.im);
+}
+
+#ifdef BENCH_WITH_ENCRYPT
+struct decrypt_arg {
+	struct inmsg im;
+	const struct keystore *store;
+	const char *rcpt;
+};
+
+/* The daemon's per-message decryption work: message in, rewrite out. */
+static void
+run_decrypt(void *p)
+{
+	struct decrypt_arg *a = p;
+	struct msgbuf *mb = inmsg_msgbuf(&a->im);
+	struct decrypt_result dr;
+	struct rewrite *rw = NULL;
+	struct errbuf eb;
+
+	if (decrypt_message(mb, a->store, &a->rcpt, 1, NULL, &rw, &dr, &eb) != OUTCOME_OK)
+		die(eb.msg);
+	if (dr.status != DECRYPT_OK || rw == NULL)
+		die("decrypt: the engine's own encryption does not decrypt");
+	rewrite_free(rw);
+	msgbuf_free(mb);
+}
+
+struct dbound_arg {
+	EVP_PKEY *priv;
+	EVP_PKEY *peer; /* EC: the originator's ephemeral public key */
+	unsigned char ek[512];
+	size_t eklen;
+	EVP_CIPHER_CTX *cctx;
+	unsigned char *ct, *pt;
+	size_t ctlen;
+	const unsigned char *b64;
+	size_t b64len;
+	unsigned char *der;
+	int with_b64;
+};
+
+/*
+ * One private-key operation (RSA decryption of the content key, or one
+ * ECDH) + AES-256-CBC decryption of the entity; with --b64 also base64
+ * decoding of the body (b64_decode of src/b64.c).
+ */
+static void
+run_decrypt_bound(void *p)
+{
+	struct dbound_arg *a = p;
+	unsigned char key[32] = {1}, iv[16] = {2}, out[1024];
+	size_t outlen = sizeof(out);
+	EVP_PKEY_CTX *pc;
+	int l1, l2;
+
+	if (a->with_b64)
+		b64_decode(a->b64, a->b64len, a->der);
+	if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, a->priv, NULL)) == NULL)
+		die("bound: key context");
+	if (a->peer == NULL) {
+		if (EVP_PKEY_decrypt_init(pc) <= 0 ||
+		    EVP_PKEY_decrypt(pc, out, &outlen, a->ek, a->eklen) <= 0)
+			die("bound: RSA decrypt");
+	} else if (EVP_PKEY_derive_init(pc) <= 0 || EVP_PKEY_derive_set_peer(pc, a->peer) <= 0 ||
+	           EVP_PKEY_derive(pc, out, &outlen) <= 0)
+		die("bound: ECDH");
+	EVP_PKEY_CTX_free(pc);
+	if (EVP_DecryptInit_ex2(a->cctx, EVP_aes_256_cbc(), key, iv, NULL) != 1 ||
+	    EVP_DecryptUpdate(a->cctx, a->pt, &l1, a->ct, (int)a->ctlen) != 1 ||
+	    EVP_DecryptFinal_ex(a->cctx, a->pt + l1, &l2) != 1)
+		die("bound: cipher");
+}
+
+static void
+bench_decrypt(struct keyset *ks, size_t size, const struct opts *o, const struct keystore *store)
+{
+	struct decrypt_arg da = {0};
+	struct dbound_arg db = {0};
+	X509 *cert = ks->enc_cert;
+	struct msgbuf *mb = make_msgbuf(size);
+	struct mime_split sp;
+	struct iolist *entity = iolist_new(), *b64 = NULL;
+	struct rewrite *rw = NULL;
+	struct errbuf eb;
+	unsigned char key[32] = {1}, iv[16] = {2};
+	EVP_PKEY_CTX *pc;
+	size_t off, n, ent = entity_size(size);
+	int l1, l2;
+	double e, b;
+
+	/* The input: the encrypt row's output (one recipient). */
+	for (off = 0; off < size; off += n) {
+		n = size - off < CHUNK ? size - off : CHUNK;
+		if (msgbuf_add_body(mb, body + off, n) < 0)
+			die("msgbuf_add_body");
+	}
+	mime_split_headers(mb, &sp);
+	mime_entity_refs(mb, &sp, entity);
+	if (encrypt_entity(encryptor, &cert, 1, NULL, entity, &b64, &eb) != OUTCOME_OK)
+		die(eb.msg);
+	if (encrypt_build_message(mb, &sp, NULL, b64, &rw, &eb) != OUTCOME_OK)
+		die(eb.msg);
+	inmsg_from_rewrite(&da.im, rw, ks->signer_addr);
+	rewrite_free(rw);
+	mime_split_release(&sp);
+	iolist_free(entity);
+	msgbuf_free(mb);
+	da.store = store;
+	da.rcpt = ks->enc_addr;
+	e = measure(run_decrypt, &da, o->seconds, o->repeat);
+
+	db.priv = ks->enc_key;
+	if (EVP_PKEY_is_a(ks->enc_pub, "RSA")) {
+		db.eklen = sizeof(db.ek);
+		if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, ks->enc_pub, NULL)) == NULL ||
+		    EVP_PKEY_encrypt_init(pc) <= 0 ||
+		    EVP_PKEY_encrypt(pc, db.ek, &db.eklen, key, sizeof(key)) <= 0)
+			die("bound: RSA encrypt");
+	} else if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, ks->enc_pub, NULL)) == NULL ||
+	           EVP_PKEY_keygen_init(pc) <= 0 || EVP_PKEY_keygen(pc, &db.peer) <= 0)
+		die("bound: EC keygen");
+	EVP_PKEY_CTX_free(pc);
+	db.cctx = EVP_CIPHER_CTX_new();
+	db.ct = xmalloc(ent + 32);
+	db.pt = xmalloc(ent + 32);
+	if (EVP_EncryptInit_ex2(db.cctx, EVP_aes_256_cbc(), key, iv, NULL) != 1 ||
+	    EVP_EncryptUpdate(db.cctx, db.ct, &l1, body, (int)ent) != 1 ||
+	    EVP_EncryptFinal_ex(db.cctx, db.ct + l1, &l2) != 1)
+		die("bound: cipher");
+	db.ctlen = (size_t)(l1 + l2);
+	db.b64 = da.im.body;
+	db.b64len = da.im.bodylen;
+	db.der = xmalloc(db.b64len / 4 * 3 + 3);
+	db.with_b64 = o->b64;
+	b = measure(run_decrypt_bound, &db, o->seconds, o->repeat);
+	add_row("decrypt", ks, 1, size, ent, e, b, "cms");
+	EVP_PKEY_free(db.peer);
+	EVP_CIPHER_CTX_free(db.cctx);
+	free(db.ct);
+	free(db.pt);
+	free(db.der);
+	inmsg_release(&da.im);
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* A private key store (alice's RSA encryption key, carol's P-256 key) in a temporary directory. */
+static struct keystore *
+store_make(const char *pki, char *dir, size_t dirlen)
+{
+	static const char *const imports[][2] = {
+	    {"alice@example.org", "alice-enc.p12"},
+	    {"carol@example.org", "carol.p12"},
+	};
+	struct ks_import_opts force = {1, 0, 0, 0};
+	struct keystore *store;
+	struct errbuf eb;
+	char sub[4200], p12[4200];
+	size_t i;
+
+	snprintf(dir, dirlen, "/tmp/smimegw-bench-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		die("mkdtemp");
+	snprintf(sub, sizeof(sub), "%s/store", dir);
+	if (mkdir(sub, 0700) < 0)
+		die("mkdir key store");
+	for (i = 0; i < sizeof(imports) / sizeof(imports[0]); i++) {
+		snprintf(p12, sizeof(p12), "%s/%s", pki, imports[i][1]);
+		if (keystore_import_pkcs12(sub, imports[i][0], p12, "test", &force, NULL, &eb) !=
+		    OUTCOME_OK)
+			die(eb.msg);
+	}
+	if ((store = keystore_load(sub, NULL, &eb)) == NULL)
+		die(eb.msg);
+	return store;
+}
+
+static void
+store_remove(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+#endif
+
 /* ---- setup and output ---------------------------------------------------- */
 
 static void *
@@ -511,13 +921,15 @@ load_pem(const char *dir, const char *file, int key)
 
 static void
 keyset_load(struct keyset *ks, const char *name, const char *pki, const char *signer,
-            const char *enc)
+            const char *enc, const char *signer_addr, const char *enc_addr)
 {
 	char buf[256];
 	struct signer_params sp = {0};
 	struct errbuf eb;
 
 	ks->name = name;
+	ks->signer_addr = signer_addr;
+	ks->enc_addr = enc_addr;
 	snprintf(buf, sizeof(buf), "%s.key", signer);
 	ks->key = load_pem(pki, buf, 1);
 	snprintf(buf, sizeof(buf), "%s.crt", signer);
@@ -527,6 +939,8 @@ keyset_load(struct keyset *ks, const char *name, const char *pki, const char *si
 	snprintf(buf, sizeof(buf), "%s.crt", enc);
 	ks->enc_cert = load_pem(pki, buf, 0);
 	ks->enc_pub = X509_get0_pubkey(ks->enc_cert);
+	snprintf(buf, sizeof(buf), "%s.key", enc);
+	ks->enc_key = load_pem(pki, buf, 1);
 	sp.cert = ks->cert;
 	sp.key = ks->key;
 	sp.chain = ks->chain;
@@ -605,22 +1019,29 @@ parse_size(const char *s)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: smimegw-bench [--op sign,sign-cms,encrypt,sign+encrypt|all] "
-	                "[--size 2K,50K,1M,10M] [--key rsa,p256] [--seconds S] [--repeat N] "
-	                "[--pki DIR] [--json] [--quick] [--cache] [--redis HOST:PORT]\n");
+	fprintf(stderr,
+	        "usage: smimegw-bench [--op sign,sign-cms,encrypt,sign+encrypt,decrypt,verify|all] "
+	        "[--size 2K,50K,1M,10M] [--key rsa,p256] [--seconds S] [--repeat N] "
+	        "[--pki DIR] [--json] [--quick] [--cache] [--redis HOST:PORT] [--b64]\n");
 	exit(2);
 }
 
 int
 main(int argc, char **argv)
 {
-	static const struct option lo[] = {
-	    {"op", required_argument, NULL, 'o'},     {"size", required_argument, NULL, 's'},
-	    {"key", required_argument, NULL, 'k'},    {"seconds", required_argument, NULL, 't'},
-	    {"repeat", required_argument, NULL, 'r'}, {"pki", required_argument, NULL, 'p'},
-	    {"json", no_argument, NULL, 'j'},         {"quick", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},         {"cache", no_argument, NULL, 'c'},
-	    {"redis", required_argument, NULL, 'R'},  {NULL, 0, NULL, 0}};
+	static const struct option lo[] = {{"op", required_argument, NULL, 'o'},
+	                                   {"size", required_argument, NULL, 's'},
+	                                   {"key", required_argument, NULL, 'k'},
+	                                   {"seconds", required_argument, NULL, 't'},
+	                                   {"repeat", required_argument, NULL, 'r'},
+	                                   {"pki", required_argument, NULL, 'p'},
+	                                   {"json", no_argument, NULL, 'j'},
+	                                   {"quick", no_argument, NULL, 'q'},
+	                                   {"help", no_argument, NULL, 'h'},
+	                                   {"cache", no_argument, NULL, 'c'},
+	                                   {"redis", required_argument, NULL, 'R'},
+	                                   {"b64", no_argument, NULL, 'B'},
+	                                   {NULL, 0, NULL, 0}};
 	static const unsigned rcpt_counts[] = {1, 3, 10};
 	struct opts o = {0};
 	struct keyset ks[2] = {{0}};
@@ -647,16 +1068,13 @@ main(int argc, char **argv)
 				else if (strcmp(tok, "sign+encrypt") == 0 ||
 				         strcmp(tok, "signencrypt") == 0)
 					o.ops |= OP_SIGNENCRYPT;
+				else if (strcmp(tok, "decrypt") == 0)
+					o.ops |= OP_DECRYPT;
+				else if (strcmp(tok, "verify") == 0)
+					o.ops |= OP_VERIFY;
 				else if (strcmp(tok, "all") == 0)
-					o.ops |=
-					    OP_SIGN | OP_SIGN_CMS | OP_ENCRYPT | OP_SIGNENCRYPT;
-				else if (strcmp(tok, "decrypt") == 0 ||
-				         strcmp(tok, "verify") == 0) {
-					fprintf(stderr,
-					        "smimegw-bench: %s: not benchmarked yet (TODO)\n",
-					        tok);
-					exit(2);
-				} else
+					o.ops |= OP_ALL;
+				else
 					usage();
 			}
 			free(list);
@@ -707,6 +1125,9 @@ main(int argc, char **argv)
 		case 'c':
 			o.cache = 1;
 			break;
+		case 'B':
+			o.b64 = 1;
+			break;
 		case 'R':
 			o.cache = 1;
 			o.redis = optarg;
@@ -732,7 +1153,7 @@ main(int argc, char **argv)
 			o.nsizes = 2;
 		}
 	}
-	if (o.ops == 0)
+	if (o.ops == 0) /* decrypt and verify only on request (--op all or by name) */
 		o.ops = OP_SIGN | OP_SIGN_CMS | OP_ENCRYPT | OP_SIGNENCRYPT;
 	if (o.nsizes == 0) {
 		o.sizes[0] = 2 << 10;
@@ -747,7 +1168,7 @@ main(int argc, char **argv)
 	if (o.ops & (OP_ENCRYPT | OP_SIGNENCRYPT))
 		fprintf(stderr, "smimegw-bench: built without the encryption engine; "
 		                "encrypt rows skipped\n");
-	o.ops &= ~(unsigned)(OP_ENCRYPT | OP_SIGNENCRYPT);
+	o.ops &= ~(unsigned)(OP_ENCRYPT | OP_SIGNENCRYPT | OP_DECRYPT);
 #else
 	{
 		struct errbuf eb;
@@ -761,9 +1182,11 @@ main(int argc, char **argv)
 			maxsize = o.sizes[i];
 	make_body(maxsize + 4096); /* room for the entity's header bytes in the bounds */
 	if (o.keys & 1)
-		keyset_load(&ks[0], "rsa2048", o.pki, "alice-sign", "alice-enc");
+		keyset_load(&ks[0], "rsa2048", o.pki, "alice-sign", "alice-enc",
+		            "alice@example.org", "alice@example.org");
 	if (o.keys & 2)
-		keyset_load(&ks[1], "p256", o.pki, "carol", "carol");
+		keyset_load(&ks[1], "p256", o.pki, "carol", "carol", "carol@example.org",
+		            "carol@example.org");
 
 	for (k = 0; k < 2; k++) {
 		if (!(o.keys & (1u << k)))
@@ -787,10 +1210,50 @@ main(int argc, char **argv)
 					bench_encrypt(&ks[k], o.sizes[i], rcpt_counts[r], 1, &o);
 			}
 	}
-	encryptor_free(encryptor);
 #else
 	(void)r;
 	(void)rcpt_counts;
+#endif
+	if (o.ops & (OP_VERIFY | OP_DECRYPT)) {
+		char path[4200], inter[4200], dir[64];
+		struct trust *trust = NULL;
+		struct errbuf eb;
+#ifdef BENCH_WITH_ENCRYPT
+		struct keystore *store = NULL;
+
+		if (o.ops & OP_DECRYPT)
+			store = store_make(o.pki, dir, sizeof(dir));
+#endif
+		if (o.ops & OP_VERIFY) {
+			snprintf(path, sizeof(path), "%s/trust-anchors.pem", o.pki);
+			snprintf(inter, sizeof(inter), "%s/intermediate-ca.crt", o.pki);
+			if ((trust = trust_load(path, inter, &eb)) == NULL)
+				die(eb.msg);
+		}
+		for (k = 0; k < 2; k++) {
+			if (!(o.keys & (1u << k)))
+				continue;
+			for (i = 0; i < o.nsizes; i++) {
+				if (o.ops & OP_VERIFY)
+					bench_verify(&ks[k], o.sizes[i], &o, trust);
+#ifdef BENCH_WITH_ENCRYPT
+				if (o.ops & OP_DECRYPT)
+					bench_decrypt(&ks[k], o.sizes[i], &o, store);
+#endif
+			}
+		}
+		trust_free(trust);
+#ifdef BENCH_WITH_ENCRYPT
+		if (store != NULL) {
+			keystore_free(store);
+			store_remove(dir);
+		}
+#else
+		(void)dir;
+#endif
+	}
+#ifdef BENCH_WITH_ENCRYPT
+	encryptor_free(encryptor);
 #endif
 	if (!o.json)
 		printf("# CPU time per message, best of %u runs of >= %.2f s each; "
@@ -811,6 +1274,7 @@ main(int argc, char **argv)
 		EVP_PKEY_free(ks[k].key);
 		X509_free(ks[k].cert);
 		X509_free(ks[k].enc_cert);
+		EVP_PKEY_free(ks[k].enc_key);
 		sk_X509_pop_free(ks[k].chain, X509_free);
 	}
 	free(rows);

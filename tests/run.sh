@@ -1,8 +1,10 @@
 #!/bin/sh
 # Runs the whole smimegw test suite on a Debian 12 machine, doing all of its
-# own setup: packages, build, unit tests, the live end-to-end tests (private
-# Postfix, redis-server, openssl, gpgsm), and make distcheck.
-#   SMG_SKIP_DISTCHECK=1  skip the distcheck stage
+# own setup: packages, build, unit tests, the live end-to-end and fault tests
+# (private Postfix, redis-server, openssl, gpgsm, BouncyCastle), make
+# distcheck, and the suite again built with AddressSanitizer + UBSan.
+#   SMG_SKIP_DISTCHECK=1   skip the distcheck stage
+#   SMG_SKIP_SANITIZERS=1  skip the sanitizer stage
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -14,10 +16,10 @@ status=0
 make -j"$(nproc)" check || status=1
 
 # One summary over every test binary and script: Criterion counts its own
-# tests, a script counts as one test.
+# tests, a script counts as one test.  $1: the build directories.
 summary() {
 	passed=0 failed=0 skipped=0
-	for log in $(find tests -name '*.log' ! -name test-suite.log); do
+	for log in $(find "$@" -path '*/_build' -prune -o -path '*/tests/*.log' ! -name test-suite.log -print 2>/dev/null); do
 		trs=${log%.log}.trs
 		res=$(sed -n 's/^:test-result: //p' "$trs" 2>/dev/null | head -1)
 		syn=$(grep -a 'Synthesis: Tested:' "$log" | tail -1)
@@ -48,5 +50,21 @@ if [ "$status" -eq 0 ] && [ -z "${SMG_SKIP_DISTCHECK:-}" ]; then
 	}
 	[ "$status" -eq 0 ] && grep -a 'archives ready for distribution' -A2 distcheck.log
 fi
-summary
+
+# The same tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer.
+if [ "$status" -eq 0 ] && [ -z "${SMG_SKIP_SANITIZERS:-}" ]; then
+	mkdir -p ../build-sanitizers
+	(
+		cd ../build-sanitizers &&
+			{ [ -f Makefile ] || ../configure -q --enable-sanitizers; } &&
+			make -j"$(nproc)" >make.log 2>&1 &&
+			make -j"$(nproc)" check TESTS="$(make -s print-sanitizer-tests)"
+	) >../build-sanitizers.log 2>&1 || {
+		status=1
+		echo "sanitizer stage failed:"
+		grep -aE '^(FAIL|ERROR):|Sanitizer|runtime error' ../build-sanitizers.log | head -40
+	}
+	grep -aE '^# (TOTAL|PASS|FAIL):' ../build-sanitizers.log | sed 's/^/sanitizers: /'
+fi
+summary . ../build-sanitizers
 exit "$status"
