@@ -66,7 +66,14 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 	unsigned long want = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY;
 
 	*pf0 = want & f0;
-	*pf1 = (SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC) & f1;
+	/*
+	 * No replies to header fields and body chunks: a round trip per field
+	 * and per chunk costs more CPU than signing a small message.  Errors
+	 * found there are answered at end of headers or end of message.
+	 */
+	*pf1 = (SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_HDR_LEADSPC | SMFIP_NR_HDR |
+		SMFIP_NR_BODY) &
+	       f1;
 	*pf2 = 0;
 	*pf3 = 0;
 	if ((f0 & want) != want)
@@ -74,6 +81,8 @@ cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
 		          "operations will be impossible on this connection");
 	c = conn_new(runtime_current());
 	c->leadspc = (*pf1 & SMFIP_HDR_LEADSPC) != 0;
+	c->nr_hdr = (*pf1 & SMFIP_NR_HDR) != 0;
+	c->nr_body = (*pf1 & SMFIP_NR_BODY) != 0;
 	if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
 		conn_free(c);
 		return SMFIS_TEMPFAIL;
@@ -216,19 +225,38 @@ cb_oversize(SMFICTX *ctx, struct conn *c, struct msg *m)
 	                    errno == E2BIG ? why : NULL);
 }
 
+/*
+ * The answer of a header or body callback.  When the MTA does not wait for
+ * one (nr), a failure is kept in the message and given at the next callback
+ * that may answer (end of headers or end of message); the reply text was
+ * already set, and libmilter keeps it until a reject or tempfail is sent.
+ */
+static sfsistat
+cb_answer(struct msg *m, int nr, sfsistat rc)
+{
+	if (!nr)
+		return rc;
+	if (rc != SMFIS_CONTINUE && m != NULL && m->deferred_rc == 0)
+		m->deferred_rc = rc;
+	return SMFIS_NOREPLY;
+}
+
 static sfsistat
 cb_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct conn *c = cb_conn(ctx);
 	struct msg *m;
 
-	if (c == NULL || (m = c->msg) == NULL || m->buf == NULL)
-		return SMFIS_TEMPFAIL;
+	if (c == NULL || (m = c->msg) == NULL)
+		return c != NULL && c->nr_hdr ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
+	if (m->deferred_rc != 0 || m->buf == NULL)
+		return cb_answer(m, c->nr_hdr, m->passed ? SMFIS_CONTINUE : SMFIS_TEMPFAIL);
 	if (atomic_load(&gw.force_tempfail))
-		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL);
+		return cb_answer(m, c->nr_hdr,
+				 reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL));
 	if (msgbuf_add_header(m->buf, name, value, c->leadspc) == -1)
-		return cb_oversize(ctx, c, m);
-	return SMFIS_CONTINUE;
+		return cb_answer(m, c->nr_hdr, cb_oversize(ctx, c, m));
+	return cb_answer(m, c->nr_hdr, SMFIS_CONTINUE);
 }
 
 static sfsistat
@@ -237,7 +265,11 @@ cb_eoh(SMFICTX *ctx)
 	struct conn *c = cb_conn(ctx);
 	struct msg *m;
 
-	if (c == NULL || (m = c->msg) == NULL || m->buf == NULL)
+	if (c == NULL || (m = c->msg) == NULL)
+		return SMFIS_TEMPFAIL;
+	if (m->deferred_rc != 0)
+		return m->deferred_rc;
+	if (m->buf == NULL)
 		return SMFIS_TEMPFAIL;
 	cb_update_qid(ctx, m);
 	if (msgbuf_end_headers(m->buf) == -1)
@@ -251,13 +283,16 @@ cb_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	struct conn *c = cb_conn(ctx);
 	struct msg *m;
 
-	if (c == NULL || (m = c->msg) == NULL || m->buf == NULL)
-		return SMFIS_TEMPFAIL;
+	if (c == NULL || (m = c->msg) == NULL)
+		return c != NULL && c->nr_body ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
+	if (m->deferred_rc != 0 || m->buf == NULL)
+		return cb_answer(m, c->nr_body, m->passed ? SMFIS_CONTINUE : SMFIS_TEMPFAIL);
 	if (atomic_load(&gw.force_tempfail))
-		return reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL);
+		return cb_answer(m, c->nr_body,
+				 reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL));
 	if (msgbuf_add_body(m->buf, chunk, len) == -1)
-		return cb_oversize(ctx, c, m);
-	return outbound_body(ctx, c, m, chunk, len);
+		return cb_answer(m, c->nr_body, cb_oversize(ctx, c, m));
+	return cb_answer(m, c->nr_body, outbound_body(ctx, c, m, chunk, len));
 }
 
 static sfsistat
@@ -268,8 +303,13 @@ cb_eom(SMFICTX *ctx)
 	sfsistat rc = SMFIS_CONTINUE;
 	int handled = 0;
 
-	if (c == NULL || (m = c->msg) == NULL || m->buf == NULL)
+	if (c == NULL || (m = c->msg) == NULL)
 		return SMFIS_TEMPFAIL;
+	if (m->deferred_rc != 0 || m->buf == NULL) {
+		/* Refused or passed on while the body streamed in without replies. */
+		rc = m->deferred_rc != 0 ? m->deferred_rc : m->passed ? SMFIS_ACCEPT : SMFIS_TEMPFAIL;
+		goto out;
+	}
 	cb_update_qid(ctx, m);
 	if (atomic_load(&gw.force_tempfail)) {
 		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_SHUTDOWN, NULL);

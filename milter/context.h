@@ -28,6 +28,7 @@ struct msg {
 	size_t size_hint;     /* SIZE= from MAIL FROM, 0 if absent */
 	struct msgbuf *buf;   /* headers and body: the only copy */
 	int passed;           /* handed back to the MTA unprocessed */
+	int deferred_rc;      /* answer kept from a no-reply callback, 0 if none */
 
 	/* Outbound signing, decided at MAIL FROM, started at end of headers. */
 	int sign;                            /* policy says sign this message */
@@ -51,6 +52,7 @@ struct conn {
 	char *hostname;           /* client host name as the MTA saw it */
 	char addr[64];            /* client address in text form, "" if none */
 	int leadspc;              /* MTA sends header values with their leading space */
+	int nr_hdr, nr_body;      /* MTA does not wait for answers to headers / body chunks */
 	unsigned long nmsgs;      /* messages seen on this connection */
 	struct msg *msg;          /* the open transaction, NULL between messages */
 };

@@ -17,11 +17,14 @@ def main():
     ap.add_argument("--from", dest="sender", required=True)
     ap.add_argument("--to", action="append", required=True)
     ap.add_argument("--auth", nargs=2, metavar=("USER", "PASS"))
+    ap.add_argument("--no-size", action="store_true", help="do not declare SIZE= in MAIL FROM")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
     failed = 0
     s = smtplib.SMTP(a.host, a.port, timeout=120)
     s.ehlo("client.smimegw.test")
+    if a.no_size:
+        s.esmtp_features.pop("size", None)
     if a.auth:
         s.login(*a.auth)
     for f in a.files:
