@@ -21,17 +21,25 @@ const struct policy_word runtime_encrypt_words[] = {
     {NULL, 0},
 };
 
-/* Whether cert may carry mail for addr now (used at cache fill and at use). */
+/* The cheap checks: address, usage and dates (repeated at every use). */
+static int
+runtime_cert_current(const char *addr, X509 *cert, time_t now)
+{
+	return (cert_purposes(cert) & CERT_ENCRYPT) && cert_has_email(cert, addr) &&
+	       cert_not_before(cert) <= now && cert_not_after(cert) >= now;
+}
+
+/*
+ * Whether cert may carry mail for addr: the cheap checks, the key type, and
+ * the chain.  Done once when a certificate enters the cache; the cache lives
+ * no longer than this runtime's trust anchors and CRLs.
+ */
 static int
 runtime_cert_usable(const struct runtime *rt, const char *addr, X509 *cert, time_t now)
 {
 	struct errbuf eb;
 
-	if (!(cert_purposes(cert) & CERT_ENCRYPT) || !cert_has_email(cert, addr))
-		return 0;
-	if (cert_not_before(cert) > now || cert_not_after(cert) < now)
-		return 0;
-	if (encrypt_check_cert(cert, &eb) != OUTCOME_OK)
+	if (!runtime_cert_current(addr, cert, now) || encrypt_check_cert(cert, &eb) != OUTCOME_OK)
 		return 0;
 	if (rt->cfg->allow_untrusted_rcpt_certs)
 		return 1;
@@ -60,7 +68,8 @@ runtime_pick_rcpt_cert(const struct runtime *rt, const char *addr, STACK_OF(X509
 	for (i = 0; certs != NULL && i < sk_X509_num(certs); i++) {
 		X509 *x = sk_X509_value(certs, i);
 
-		if (!runtime_cert_usable(rt, addr, x, now))
+		/* Cached certificates passed runtime_cert_usable when they entered. */
+		if (!runtime_cert_current(addr, x, now))
 			continue;
 		if (best == NULL || cert_not_before(x) > cert_not_before(best))
 			best = x;

@@ -75,9 +75,10 @@ enum { RUNTIME_DECRYPT = 1, RUNTIME_NODECRYPT = 0 };
 extern const struct policy_word runtime_decrypt_words[];
 
 /*
- * The certificate to encrypt to for addr among certs: valid now, allowing
- * encryption, naming addr, chaining to the trust anchors (unless
- * AllowUntrustedRecipientCerts), the newest such; NULL if none qualifies.
+ * The certificate to encrypt to for addr among certs from the certificate
+ * cache (whose validator checked chain, key type and usage on the way in):
+ * valid now, allowing encryption, naming addr, the newest such; NULL if
+ * none qualifies.
  */
 X509 *runtime_pick_rcpt_cert(const struct runtime *, const char *addr, STACK_OF(X509) * certs,
                              time_t now);
