@@ -107,66 +107,93 @@ out:
 	return n;
 }
 
-/* Builds a fresh index of dir into ix. */
-static enum outcome
-index_build(const char *dir, struct index *ix, struct timespec *mtime, struct errbuf *eb)
+enum outcome
+certdir_walk(const char *dir, certdir_walk_fn fn, void *arg, size_t *skipped, struct errbuf *eb)
 {
 	STACK_OF(X509) *sk = NULL;
 	struct dirent *de;
-	struct stat st;
-	size_t cap = 0, nfiles = 0, ne, i;
+	size_t nfiles = 0, ne, i;
 	DIR *d = NULL;
-	char *path;
-	char **emails;
+	char **emails, *path;
 	enum outcome o = OUTCOME_TEMP;
+	X509 *x;
 
-	memset(ix, 0, sizeof(*ix));
-	errno = 0;
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || (d = opendir(dir)) == NULL) {
-		err_set(eb, "RecipientCertDir %s: %s", dir,
-		        errno != 0 ? strerror(errno) : "not a directory");
+	*skipped = 0;
+	if ((d = opendir(dir)) == NULL) {
+		err_set(eb, "%s: %s", dir, strerror(errno));
 		goto out;
 	}
-	*mtime = st.st_mtim;
 	if ((sk = sk_X509_new_null()) == NULL)
 		goto out;
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
 		if (++nfiles > CERTDIR_MAX_FILES) {
-			log_warnx("RecipientCertDir %s: more than %d files; ignoring the rest", dir,
-			          CERTDIR_MAX_FILES);
+			log_warnx("%s: more than %d files; ignoring the rest", dir, CERTDIR_MAX_FILES);
 			break;
 		}
 		path = xasprintf("%s/%s", dir, de->d_name);
 		if (read_file(path, sk) == 0)
-			ix->skipped++;
+			(*skipped)++;
 		free(path);
-		while (sk_X509_num(sk) > 0) {
-			X509 *x = sk_X509_shift(sk);
-
+		while ((x = sk_X509_shift(sk)) != NULL) {
 			emails = cert_emails(x, &ne);
-			for (i = 0; i < ne; i++) {
-				if (ix->n == cap) {
-					cap = cap == 0 ? 64 : cap * 2;
-					ix->v = xreallocarray(ix->v, cap, sizeof(*ix->v));
-				}
-				X509_up_ref(x);
-				ix->v[ix->n].addr = xstrdup(emails[i]);
-				ix->v[ix->n++].cert = x;
-			}
+			for (i = 0; i < ne; i++)
+				fn(arg, emails[i], x);
 			cert_strv_free(emails);
 			X509_free(x);
 		}
 	}
-	if (ix->n > 0)
-		qsort(ix->v, ix->n, sizeof(*ix->v), pair_cmp);
 	o = OUTCOME_OK;
 out:
 	sk_X509_pop_free(sk, X509_free);
 	if (d != NULL)
 		closedir(d);
 	return o;
+}
+
+struct index_fill {
+	struct index *ix;
+	size_t cap;
+};
+
+static void
+index_add(void *arg, const char *addr, X509 *x)
+{
+	struct index_fill *f = arg;
+	struct index *ix = f->ix;
+
+	if (ix->n == f->cap) {
+		f->cap = f->cap == 0 ? 64 : f->cap * 2;
+		ix->v = xreallocarray(ix->v, f->cap, sizeof(*ix->v));
+	}
+	X509_up_ref(x);
+	ix->v[ix->n].addr = xstrdup(addr);
+	ix->v[ix->n++].cert = x;
+}
+
+/* Builds a fresh index of dir into ix. */
+static enum outcome
+index_build(const char *dir, struct index *ix, struct timespec *mtime, struct errbuf *eb)
+{
+	struct index_fill f = {ix, 0};
+	struct errbuf why;
+	struct stat st;
+
+	memset(ix, 0, sizeof(*ix));
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		err_set(eb, "RecipientCertDir %s: %s", dir,
+			errno != 0 ? strerror(errno) : "not a directory");
+		return OUTCOME_TEMP;
+	}
+	*mtime = st.st_mtim;
+	if (certdir_walk(dir, index_add, &f, &ix->skipped, &why) != OUTCOME_OK) {
+		err_set(eb, "RecipientCertDir %s", why.msg);
+		return OUTCOME_TEMP;
+	}
+	if (ix->n > 0)
+		qsort(ix->v, ix->n, sizeof(*ix->v), pair_cmp);
+	return OUTCOME_OK;
 }
 
 static time_t

@@ -35,6 +35,17 @@ struct certdir;
 
 /* A source over dir, indexed now; NULL with the reason in eb if dir cannot be read. */
 struct certdir *certdir_new(const char *dir, struct errbuf *eb);
+
+/* Receives one (address, certificate) pair; take a reference to keep cert. */
+typedef void (*certdir_walk_fn)(void *arg, const char *addr, X509 *cert);
+/*
+ * Calls fn for every address of every certificate of dir, read by the
+ * index's rules (PEM with one or more certificates, else one DER; dot files
+ * ignored; size and count limits); *skipped counts unreadable files.  For
+ * tools (smimegw-keys cache warm) that need the whole directory.
+ */
+enum outcome certdir_walk(const char *dir, certdir_walk_fn fn, void *arg, size_t *skipped,
+			  struct errbuf *eb);
 void certdir_free(struct certdir *);
 /* Rebuilds the index now.  Unreadable or malformed files are skipped and counted. */
 enum outcome certdir_reload(struct certdir *, struct errbuf *eb);

@@ -607,106 +607,34 @@ collect_keystore(const struct cache_env *env, struct warm_pair **v, size_t *n, s
 	return OUTCOME_OK;
 }
 
-/*
- * Reads the certificates of one file the way certdir does (PEM, one or
- * more, else one DER) into sk; returns how many.
- */
-static int
-read_cert_file(const char *path, STACK_OF(X509) * sk)
-{
-	unsigned char *buf = NULL;
-	const unsigned char *p;
-	struct stat st;
-	BIO *bio = NULL;
-	FILE *f = NULL;
-	X509 *x;
-	int n = 0;
+struct warm_collect {
+	struct warm_pair **v;
+	size_t *n, *cap;
+};
 
-	if ((f = fopen(path, "rb")) == NULL || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size <= 0 || st.st_size > (off_t)CERTDIR_MAX_FILE_SIZE)
-		goto out;
-	buf = xmalloc((size_t)st.st_size);
-	if (fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
-		goto out;
-	if ((bio = BIO_new_mem_buf(buf, (int)st.st_size)) == NULL)
-		goto out;
-	while (n < CERTDIR_MAX_PER_FILE && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
-		if (sk_X509_push(sk, x) == 0) {
-			X509_free(x);
-			break;
-		}
-		n++;
-	}
-	if (n == 0) {
-		p = buf;
-		x = d2i_X509(NULL, &p, (long)st.st_size);
-		if (x != NULL && p == buf + st.st_size && sk_X509_push(sk, x) != 0)
-			n = 1;
-		else
-			X509_free(x);
-	}
-out:
-	err_openssl_clear();
-	BIO_free(bio);
-	free(buf);
-	if (f != NULL)
-		fclose(f);
-	return n;
+static void
+collect_one(void *arg, const char *addr, X509 *cert)
+{
+	struct warm_collect *c = arg;
+
+	pairs_add(c->v, c->n, c->cap, addr, cert);
 }
 
-/*
- * Every certificate of a RecipientCertDir-style directory under each of
- * its addresses.  XXX: certdir.h offers no way to enumerate its index, so
- * this repeats certdir's file rules (dot files ignored, size and count
- * limits); keep the two in step.
- */
+/* Every certificate of a RecipientCertDir-style directory under each of its addresses. */
 static enum outcome
 collect_dir(const char *what, const char *dir, struct warm_pair **v, size_t *n, size_t *cap,
-            struct warm_skips *skip, struct errbuf *eb)
+	    struct warm_skips *skip, struct errbuf *eb)
 {
-	STACK_OF(X509) *sk = NULL;
-	struct dirent *de;
-	size_t nfiles = 0, ne, i;
-	enum outcome o = OUTCOME_PERM;
-	DIR *d = NULL;
-	char **emails, *path;
-	X509 *x;
+	struct warm_collect c = {v, n, cap};
+	struct errbuf why;
+	size_t skipped = 0;
 
-	if ((d = opendir(dir)) == NULL) {
-		err_set(eb, "%s %s: %s", what, dir, strerror(errno));
-		goto out;
+	if (certdir_walk(dir, collect_one, &c, &skipped, &why) != OUTCOME_OK) {
+		err_set(eb, "%s %s", what, why.msg);
+		return OUTCOME_PERM;
 	}
-	if ((sk = sk_X509_new_null()) == NULL) {
-		err_set(eb, "%s %s: out of memory", what, dir);
-		goto out;
-	}
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		if (++nfiles > CERTDIR_MAX_FILES) {
-			fprintf(stderr,
-			        "smimegw-keys: %s %s: more than %d files; ignoring the rest\n",
-			        what, dir, CERTDIR_MAX_FILES);
-			break;
-		}
-		path = xasprintf("%s/%s", dir, de->d_name);
-		if (read_cert_file(path, sk) == 0)
-			skip->files++;
-		free(path);
-		while ((x = sk_X509_shift(sk)) != NULL) {
-			emails = cert_emails(x, &ne);
-			for (i = 0; i < ne; i++)
-				pairs_add(v, n, cap, emails[i], x);
-			cert_strv_free(emails);
-			X509_free(x);
-		}
-	}
-	o = OUTCOME_OK;
-out:
-	sk_X509_free(sk);
-	if (d != NULL)
-		closedir(d);
-	return o;
+	skip->files += skipped;
+	return OUTCOME_OK;
 }
 
 static void
