@@ -490,10 +490,20 @@ check_cms(struct vctx *c, struct verify_layer *L, const unsigned char *der, size
 	clen = strnlen(detail.msg, sizeof(L->chain_detail) - 1); /* truncation is fine here */
 	memcpy(L->chain_detail, detail.msg, clen);
 	L->chain_detail[clen] = '\0';
-	L->chain_signing =
-	    L->signing_time == (time_t)-1
-	        ? L->chain_now
-	        : trust_verify(c->trust, signer, certs, L->signing_time, TRUST_PURPOSE_ANY, NULL);
+	/*
+	 * When the chain holds now, it held at the signing time as well unless
+	 * the signer's certificate was not yet (or no longer) valid then: the
+	 * dates answer that without building the chain a second time.
+	 */
+	if (L->signing_time == (time_t)-1)
+		L->chain_signing = L->chain_now;
+	else if (L->chain_now == TRUST_OK)
+		L->chain_signing = L->signing_time < cert_not_before(signer)  ? TRUST_NOT_YET_VALID
+		                   : L->signing_time > cert_not_after(signer) ? TRUST_EXPIRED
+		                                                              : TRUST_OK;
+	else
+		L->chain_signing =
+		    trust_verify(c->trust, signer, certs, L->signing_time, TRUST_PURPOSE_ANY, NULL);
 	/* 3. Usage, 4. From (outermost layer only: inner layers are other people's). */
 	L->usage = (cert_purposes(signer) & CERT_SIGN) ? CHECK_PASS : CHECK_FAIL;
 	if (depth == 0 && c->from != NULL)
