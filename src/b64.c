@@ -106,21 +106,27 @@ b64_encode(const void *in, size_t n, char *out)
 	return o + b64enc_final(&e, out + o);
 }
 
-static int
-b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+
+
+/* Value of each byte: 0..63 for the alphabet, -2 white space, -1 anything else. */
+static const signed char b64_tab[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -2, -2, -1, -1, -2, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-2, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
 
 size_t
 b64_decode(const void *in, size_t n, unsigned char *out)
@@ -128,13 +134,29 @@ b64_decode(const void *in, size_t n, unsigned char *out)
 	const unsigned char *p = in;
 	unsigned long acc = 0;
 	unsigned bits = 0;
-	size_t i, o = 0;
+	size_t i = 0, o = 0;
 	int v;
 
-	for (i = 0; i < n; i++) {
+	while (i < n) {
+		/* Fast path: four alphabet characters make three bytes. */
+		if (bits == 0 && n - i >= 4) {
+			int a = b64_tab[p[i]], b = b64_tab[p[i + 1]], c = b64_tab[p[i + 2]],
+			    d = b64_tab[p[i + 3]];
+
+			if ((a | b | c | d) >= 0) {
+				unsigned long q = (unsigned long)a << 18 | (unsigned long)b << 12 |
+						  (unsigned long)c << 6 | (unsigned long)d;
+
+				out[o++] = (unsigned char)(q >> 16);
+				out[o++] = (unsigned char)(q >> 8 & 0xff);
+				out[o++] = (unsigned char)(q & 0xff);
+				i += 4;
+				continue;
+			}
+		}
 		if (p[i] == '=')
 			break;
-		if ((v = b64_value(p[i])) < 0)
+		if ((v = b64_tab[p[i++]]) < 0)
 			continue;
 		acc = (acc << 6 | (unsigned)v) & 0xffffff;
 		bits += 6;

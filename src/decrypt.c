@@ -42,6 +42,7 @@ struct dctx {
 	struct decrypt_result *res;
 	unsigned char *plain;
 	size_t plainlen;
+	size_t hint;     /* size of the CMS: the plaintext is not larger */
 	int unsupported; /* the content cipher is not available */
 };
 
@@ -143,14 +144,17 @@ content_decrypt(struct dctx *d)
 			d->unsupported = 1;
 		goto out;
 	}
+	/* Sized once from the CMS (plaintext <= ciphertext), so it rarely moves. */
+	cap = d->hint + 4096 < d->lim->max_decrypted ? d->hint + 4096 : d->lim->max_decrypted + 1;
+	buf = xmalloc(cap);
 	for (;;) {
 		if (cap - len < 4096) {
 			if (cap > d->lim->max_decrypted)
 				goto out;
-			cap = cap ? cap * 2 : 16384;
+			cap *= 2;
 			buf = xreallocarray(buf, cap, 1);
 		}
-		n = BIO_read(chain, buf + len, 4096);
+		n = BIO_read(chain, buf + len, cap - len > (1 << 20) ? 1 << 20 : (int)(cap - len));
 		if (n <= 0)
 			break;
 		len += (size_t)n;
@@ -358,6 +362,7 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 	d.rcpts = rcpts;
 	d.nrcpts = n;
 	d.lim = limits != NULL ? limits : &default_limits;
+	d.hint = derlen;
 	d.res = res;
 	decrypt_load_legacy();
 	if (derlen > (size_t)LONG_MAX || derlen > d.lim->max_input ||
