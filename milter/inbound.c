@@ -133,7 +133,12 @@ inbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 	sec = mime_secured(m->buf);
 	inbound_header_from(m, from, sizeof(from));
 
-	if (sec == MIME_SEC_ENCRYPTED) {
+	/*
+	 * smime-type is only a label: S/MIME mail of either label is offered to
+	 * the decrypter, which goes by the CMS content type and says "not
+	 * encrypted" for signed data; whatever was not decrypted is verified.
+	 */
+	if (sec == MIME_SEC_ENCRYPTED || sec == MIME_SEC_SIGNED) {
 		local = xcalloc(m->rcpts.n + 1, sizeof(*local));
 		if ((nlocal = inbound_local_rcpts(c, m, local)) > 0) {
 			memset(&lim, 0, sizeof(lim));
@@ -172,7 +177,8 @@ inbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 		if (decrypted)
 			(void)verify_entity(dr.entity, dr.entity_len, c->rt->trust, from, now, &vr,
 			                    &eb);
-		else if (sec == MIME_SEC_SIGNED)
+		else if (sec == MIME_SEC_SIGNED ||
+		         (sec == MIME_SEC_ENCRYPTED && dr.status != DECRYPT_FAILED))
 			(void)verify_message(m->buf, c->rt->trust, from, now, &vr, &eb);
 		verified = vr.nlayers > 0;
 		for (i = 0; i < vr.nlayers; i++)

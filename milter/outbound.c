@@ -167,6 +167,18 @@ out:
 	return rc;
 }
 
+/* Number of top-level header fields called name. */
+static unsigned
+outbound_count(const struct msgbuf *mb, const char *name)
+{
+	size_t from = 0;
+	unsigned n = 0;
+
+	while (msgbuf_header_find(mb, name, &from) != NULL)
+		n++;
+	return n;
+}
+
 sfsistat
 outbound_eoh(SMFICTX *ctx, struct conn *c, struct msg *m)
 {
@@ -184,6 +196,23 @@ outbound_eoh(SMFICTX *ctx, struct conn *c, struct msg *m)
 	}
 	if (!m->sign && m->enc_mode != ENC_ENCRYPT)
 		return SMFIS_CONTINUE;
+	/*
+	 * Two Content-Type (or Content-Transfer-Encoding) fields make the
+	 * message mean different things to different readers: we would judge
+	 * one, the recipient's client render the other.  Refuse to sign or
+	 * encrypt such a message rather than guess.
+	 */
+	if (outbound_count(m->buf, "Content-Type") > 1 ||
+	    outbound_count(m->buf, "Content-Transfer-Encoding") > 1) {
+		qlog_notice(m->qid,
+		            "from=<%s>: more than one Content-Type or "
+		            "Content-Transfer-Encoding field: refused",
+		            m->from);
+		m->passed = 1;
+		return reply_action(
+		    ctx, m->qid, ACTION_REJECT, REPLY_MALFORMED,
+		    "more than one Content-Type or Content-Transfer-Encoding field");
+	}
 	if ((sec = mime_secured(m->buf)) != MIME_SEC_NONE) {
 		qlog_info(m->qid, "from=<%s> already %s: not signed or encrypted again", m->from,
 		          sec == MIME_SEC_SIGNED ? "signed" : "S/MIME protected");

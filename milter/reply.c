@@ -34,13 +34,15 @@ static const struct reply_text reply_texts[] = {
                           "of this message"},
     [REPLY_CERT_LOOKUP] = {"451", "4.7.1", "451", "4.7.1",
                            "S/MIME certificate lookup failed temporarily"},
+    [REPLY_MALFORMED] = {"451", "4.6.0", "554", "5.6.0",
+                         "Message is ambiguous; S/MIME processing refused"},
     [REPLY_AUDIT] = {"451", "4.3.0", "451", "4.3.0", "S/MIME gateway cannot write its audit log"},
 };
 
 /* Sets the reply on ctx; returns the milter status for action. */
 static sfsistat
 reply_set(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
-	  const char *detail, int quiet)
+          const char *detail, int quiet)
 {
 	const struct reply_text *rt = &reply_texts[why];
 	char text[512];
@@ -68,13 +70,13 @@ reply_set(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason w
 		qlog_warnx(qid, "could not set SMTP reply %s %s", code, xcode);
 	if (!quiet)
 		qlog_info(qid, "action=%s reply=\"%s %s %s\"", action_name(action), code, xcode,
-			  text);
+		          text);
 	return action == ACTION_TEMPFAIL ? SMFIS_TEMPFAIL : SMFIS_REJECT;
 }
 
 sfsistat
 reply_action(SMFICTX *ctx, const char *qid, enum action action, enum reply_reason why,
-	     const char *detail)
+             const char *detail)
 {
 	return reply_set(ctx, qid, action, why, detail, 0);
 }

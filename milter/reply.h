@@ -23,6 +23,7 @@ enum reply_reason {
 	REPLY_NO_RCPT_CERT,   /* a recipient whose policy is encrypt has no certificate */
 	REPLY_MIXED_RCPT,     /* encrypted and unencrypted recipients in one message */
 	REPLY_CERT_LOOKUP,    /* a certificate source failed */
+	REPLY_MALFORMED,      /* the message is too ambiguous to process safely */
 };
 
 /*

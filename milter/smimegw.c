@@ -230,6 +230,11 @@ main(int argc, char **argv)
 		log_info("key store %s: %zu user(s), %zu identities", cfg->keystore,
 		         keystore_nusers(rt->ks), keystore_nidentities(rt->ks));
 
+	/*
+	 * libmilter drops the connection on a packet over 64 KB by default, but
+	 * Postfix passes header fields up to header_size_limit (100 KB).
+	 */
+	(void)smfi_setmaxdatasize(1024 * 1024);
 	if (smfi_setconn(cfg->socket) != MI_SUCCESS ||
 	    smfi_settimeout((int)cfg->milter_timeout) != MI_SUCCESS ||
 	    smfi_register(callbacks_desc) != MI_SUCCESS) {

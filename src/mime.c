@@ -595,7 +595,7 @@ find_delim(const unsigned char *body, size_t blen, size_t from, const char *b, s
            struct delim *d)
 {
 	const unsigned char *s;
-	size_t pos, q;
+	size_t pos, q, start = from;
 
 	while (from + 2 + bl <= blen) {
 		s = memmem(body + from, blen - from, "--", 2);
@@ -622,14 +622,35 @@ find_delim(const unsigned char *body, size_t blen, size_t from, const char *b, s
 		else if (q != blen)
 			continue; /* "--boundaryX": not a delimiter */
 		d->line_end = q;
+		/* The line break before belongs to it, unless the previous delimiter's own line
+		 * break is that break ("--b\r\n--b--": an empty part), so pre >= start. */
 		d->pre = pos;
-		if (pos >= 2 && body[pos - 2] == '\r' && body[pos - 1] == '\n')
+		if (pos >= start + 2 && body[pos - 2] == '\r' && body[pos - 1] == '\n')
 			d->pre = pos - 2;
-		else if (pos >= 1 && body[pos - 1] == '\n')
+		else if (pos >= start + 1 && body[pos - 1] == '\n')
 			d->pre = pos - 1;
 		return 0;
 	}
 	return -1;
+}
+
+/*
+ * Emits a delimiter line as it stands when it is 7-bit safe, otherwise
+ * (a bare LF before or after it) in canonical CRLF form.
+ */
+static void
+emit_delim(struct walk *w, const unsigned char *body, const struct delim *d, const char *b)
+{
+	const unsigned char *p = body + d->pre;
+	size_t n = d->line_end - d->pre;
+
+	if (mime_scan_buf(p, n) == 0) {
+		iolist_add_ref(w->out, p, n);
+		return;
+	}
+	iolist_add_str(w->out, p[0] == '-' ? "--" : "\r\n--");
+	iolist_add_copy(w->out, b, strlen(b));
+	iolist_add_str(w->out, d->close ? "--\r\n" : "\r\n");
 }
 
 static int walk_part(struct walk *, const struct field *, size_t, const unsigned char *, size_t,
@@ -705,7 +726,7 @@ walk_part(struct walk *w, const struct field *fs, size_t nf, const unsigned char
 	if (mime_scan_buf(body, d.pre) == 0)
 		iolist_add_ref(w->out, body, d.pre);
 	for (;;) {
-		iolist_add_ref(w->out, body + d.pre, d.line_end - d.pre);
+		emit_delim(w, body, &d, ct.boundary);
 		if (d.close)
 			break;
 		from = d.line_end;
