@@ -26,6 +26,7 @@
 
 #include "../src/config.h"
 #include "../src/log.h"
+#include "../src/xmalloc.h"
 #include "callbacks.h"
 #include "gw.h"
 #include "privs.h"
@@ -163,6 +164,7 @@ main(int argc, char **argv)
 	int drop = 0, wrote_pid = 0;
 
 	privs_no_core();
+	xmalloc_tune();
 	/* hiredis writes with write(2): a Redis that dies mid-write must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt(argc, argv, "c:fnp:Vh")) != -1) {

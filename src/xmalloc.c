@@ -6,6 +6,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -85,6 +86,13 @@ xasprintf(const char *fmt, ...)
 	if (n < 0)
 		xmalloc_die(strlen(fmt));
 	return p;
+}
+
+void
+xmalloc_tune(void)
+{
+	(void)mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	(void)mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
 }
 
 int
