@@ -11,7 +11,7 @@ PKGS="build-essential autoconf automake libtool pkg-config
 libssl-dev libgmime-3.0-dev libhiredis-dev libcriterion-dev libmilter-dev
 openssl postfix redis-server gpgsm gnupg python3 python3-cryptography ca-certificates
 libbcmail-java libbcpkix-java libbcprov-java default-jdk-headless
-chromium procps iproute2"
+chromium procps iproute2 valgrind"
 
 if [ -z "${SMG_NO_APT:-}" ]; then
 	missing=""

@@ -2,9 +2,11 @@
 # Runs the whole smimegw test suite on a Debian 12 machine, doing all of its
 # own setup: packages, build, unit tests, the live end-to-end and fault tests
 # (private Postfix, redis-server, openssl, gpgsm, BouncyCastle), make
-# distcheck, and the suite again built with AddressSanitizer + UBSan.
+# distcheck, the suite again built with AddressSanitizer + UBSan, and the
+# end-to-end batch with the daemon under valgrind.
 #   SMG_SKIP_DISTCHECK=1   skip the distcheck stage
 #   SMG_SKIP_SANITIZERS=1  skip the sanitizer stage
+#   SMG_SKIP_VALGRIND=1    skip the valgrind memcheck stage
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -21,6 +23,7 @@ summary() {
 	passed=0 failed=0 skipped=0
 	for log in $(find "$@" -path '*/_build' -prune -o -path '*/tests/*.log' ! -name test-suite.log -print 2>/dev/null); do
 		trs=${log%.log}.trs
+		[ -f "$trs" ] || continue # not a test's log
 		res=$(sed -n 's/^:test-result: //p' "$trs" 2>/dev/null | head -1)
 		syn=$(grep -a 'Synthesis: Tested:' "$log" | tail -1)
 		if [ -n "$syn" ]; then
@@ -65,6 +68,15 @@ if [ "$status" -eq 0 ] && [ -z "${SMG_SKIP_SANITIZERS:-}" ]; then
 		grep -aE '^(FAIL|ERROR):|Sanitizer|runtime error' ../build-sanitizers.log | head -40
 	}
 	grep -aE '^# (TOTAL|PASS|FAIL):' ../build-sanitizers.log | sed 's/^/sanitizers: /'
+fi
+# The end-to-end batch again with the daemon under valgrind's memcheck.
+if [ "$status" -eq 0 ] && [ -z "${SMG_SKIP_VALGRIND:-}" ]; then
+	make -j"$(nproc)" check-valgrind >valgrind.log 2>&1 || {
+		status=1
+		echo "valgrind stage failed:"
+		tail -40 valgrind.log
+	}
+	grep -aE '^(PASS|FAIL): .* under valgrind|^valgrind:' valgrind.log
 fi
 summary . ../build-sanitizers
 exit "$status"

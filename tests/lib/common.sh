@@ -99,8 +99,17 @@ ensure_daemon_user() {
 
 # Starts smimegw in the foreground in the background; $1 is the config.
 # Sets SMG_PID; logs go to $SMG_WORK/smimegw.log.
+# With SMG_VALGRIND=1 the daemon runs under valgrind's memcheck, and
+# smimegw_stop fails the test on any memory error or definite leak.
 smimegw_start() {
-	"$SMG_BUILDDIR/milter/smimegw" -f -c "$1" >>"$SMG_WORK/smimegw.log" 2>&1 &
+	if [ -n "${SMG_VALGRIND:-}" ]; then
+		valgrind --quiet --vgdb=no --leak-check=full --show-leak-kinds=definite \
+			--errors-for-leak-kinds=definite \
+			--log-file="$SMG_WORK/valgrind.%p.log" \
+			"$SMG_BUILDDIR/milter/smimegw" -f -c "$1" >>"$SMG_WORK/smimegw.log" 2>&1 &
+	else
+		"$SMG_BUILDDIR/milter/smimegw" -f -c "$1" >>"$SMG_WORK/smimegw.log" 2>&1 &
+	fi
 	SMG_PID=$!
 	at_exit "kill $SMG_PID; sleep 0.2; kill -9 $SMG_PID"
 }
@@ -110,4 +119,13 @@ smimegw_stop() {
 	kill "$SMG_PID" 2>/dev/null
 	wait "$SMG_PID" 2>/dev/null
 	SMG_PID=""
+	if [ -n "${SMG_VALGRIND:-}" ]; then
+		for vlog in "$SMG_WORK"/valgrind.*.log; do
+			[ -s "$vlog" ] || continue
+			echo "--- valgrind found problems ($vlog):" >&2
+			head -60 "$vlog" >&2
+			die "valgrind memcheck reported errors or leaks"
+		done
+		echo "valgrind: no memory errors, no definite leaks"
+	fi
 }
