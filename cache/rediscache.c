@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,12 @@
 #define RC_BACKOFF_INIT_MS 100
 #define RC_BACKOFF_MAX_MS  5000
 #define RC_SCAN_COUNT      "500"
-#define RC_SCAN_MAX_ROUNDS 100000 /* bounds stats/flush on a huge keyspace */
+#define RC_SCAN_MAX_ROUNDS 100000 /* bounds stats/flush/foreach on a huge keyspace */
+#define RC_FOREACH_MGET    500    /* keys per MGET in rediscache_foreach */
 #define RC_MAGIC           "SMG1"
 
 struct rediscache {
+	char *spec; /* the address as given, for messages */
 	char *host; /* TCP host, or NULL */
 	int port;
 	char *unixpath; /* or a unix socket */
@@ -129,6 +132,7 @@ rediscache_new(const char *spec, unsigned connect_ms, unsigned command_ms, const
 		rc->host = xstrndup(hs, (size_t)(he - hs));
 		rc->port = (int)port;
 	}
+	rc->spec = xstrdup(spec);
 	rc->ctv = ms_to_tv(connect_ms > 0 ? connect_ms : 1);
 	rc->otv = ms_to_tv(command_ms > 0 ? command_ms : 1);
 	rc->prefix = xasprintf("%scert:", prefix != NULL ? prefix : "");
@@ -143,6 +147,7 @@ rediscache_new(const char *spec, unsigned connect_ms, unsigned command_ms, const
 	}
 	return rc;
 fail:
+	free(rc->spec);
 	free(rc->host);
 	free(rc->unixpath);
 	free(rc->prefix);
@@ -159,6 +164,7 @@ rediscache_free(struct rediscache *rc)
 	pthread_setspecific(rc->tls, NULL);
 	pthread_key_delete(rc->tls);
 	pthread_mutex_destroy(&rc->bmu);
+	free(rc->spec);
 	free(rc->host);
 	free(rc->unixpath);
 	free(rc->prefix);
@@ -218,8 +224,7 @@ breaker_fail(struct rediscache *rc, const char *why)
 	max = rc->backoff_max;
 	pthread_mutex_unlock(&rc->bmu);
 	if (b == init)
-		log_warnx("%s; skipping Redis for %u ms (backing off up to %u ms)", why, b,
-		          max);
+		log_warnx("%s; skipping Redis for %u ms (backing off up to %u ms)", why, b, max);
 }
 
 static void
@@ -626,22 +631,31 @@ glob_escape(const char *s)
 }
 
 /*
- * Walks our keys with SCAN; when del is set, UNLINKs each batch.  Counts
- * keys in *countp.
+ * What scan_keys does with each batch of keys it finds: keys[0..n) are
+ * string replies (n <= RC_MAX_BATCH), valid until the callback returns.
+ */
+typedef enum outcome scan_batch_fn(struct rediscache *, redisContext *, redisReply **keys, size_t n,
+                                   void *arg, struct errbuf *);
+
+/*
+ * Walks our keys with SCAN, handing each batch to fn (if not NULL), until
+ * the end or until max keys were taken.  Counts the keys taken in *countp;
+ * *completep (if not NULL) says whether the walk reached the end.
  */
 static enum outcome
-scan_keys(struct rediscache *rc, int del, size_t *countp, struct errbuf *eb)
+scan_keys(struct rediscache *rc, size_t max, scan_batch_fn *fn, void *arg, size_t *countp,
+          int *completep, struct errbuf *eb)
 {
 	char cursor[32] = "0", *match = NULL;
-	const char *argv[RC_MAX_BATCH + 1];
-	size_t argvlen[RC_MAX_BATCH + 1];
-	redisReply *r = NULL, *u;
+	redisReply *r = NULL, **keys;
 	redisContext *c;
 	enum outcome o = OUTCOME_TEMP;
 	unsigned long rounds = 0;
 	size_t i, n;
 
 	*countp = 0;
+	if (completep != NULL)
+		*completep = 0;
 	if ((c = conn_get(rc, eb)) == NULL)
 		return OUTCOME_TEMP;
 	match = glob_escape(rc->prefix);
@@ -664,34 +678,178 @@ scan_keys(struct rediscache *rc, int del, size_t *countp, struct errbuf *eb)
 			conn_fail(rc, "SCAN: unexpected reply", eb);
 			goto out;
 		}
+		keys = r->element[1]->element;
+		for (i = 0; i < r->element[1]->elements; i++)
+			if (keys[i]->type != REDIS_REPLY_STRING) {
+				conn_fail(rc, "SCAN: unexpected reply", eb);
+				goto out;
+			}
 		memcpy(cursor, r->element[0]->str, r->element[0]->len);
 		cursor[r->element[0]->len] = '\0';
 		n = r->element[1]->elements;
+		if (n > max - *countp)
+			n = max - *countp;
 		*countp += n;
-		if (del && n > 0) {
-			argv[0] = "UNLINK";
-			argvlen[0] = 6;
-			for (i = 0; i < n; i++) {
-				argv[i + 1] = r->element[1]->element[i]->str;
-				argvlen[i + 1] = r->element[1]->element[i]->len;
-			}
-			atomic_fetch_add(&rc->roundtrips, 1);
-			u = redisCommandArgv(c, (int)n + 1, argv, argvlen);
-			if (u == NULL) {
-				conn_fail(rc, "UNLINK failed", eb);
-				goto out;
-			}
-			freeReplyObject(u);
-		}
+		if (fn != NULL && n > 0 && fn(rc, c, keys, n, arg, eb) != OUTCOME_OK)
+			goto out;
 		freeReplyObject(r);
 		r = NULL;
-	} while (strcmp(cursor, "0") != 0);
+	} while (strcmp(cursor, "0") != 0 && *countp < max);
+	if (completep != NULL)
+		*completep = strcmp(cursor, "0") == 0;
 	breaker_ok(rc);
 	o = OUTCOME_OK;
 out:
 	if (r != NULL)
 		freeReplyObject(r);
 	free(match);
+	return o;
+}
+
+/* scan_keys callback for rediscache_flush: UNLINKs the batch. */
+static enum outcome
+unlink_batch(struct rediscache *rc, redisContext *c, redisReply **keys, size_t n, void *arg,
+             struct errbuf *eb)
+{
+	const char *argv[RC_MAX_BATCH + 1];
+	size_t argvlen[RC_MAX_BATCH + 1], i;
+	redisReply *u;
+
+	(void)arg;
+	argv[0] = "UNLINK";
+	argvlen[0] = 6;
+	for (i = 0; i < n; i++) {
+		argv[i + 1] = keys[i]->str;
+		argvlen[i + 1] = keys[i]->len;
+	}
+	atomic_fetch_add(&rc->roundtrips, 1);
+	if ((u = redisCommandArgv(c, (int)n + 1, argv, argvlen)) == NULL) {
+		conn_fail(rc, "UNLINK failed", eb);
+		return OUTCOME_TEMP;
+	}
+	freeReplyObject(u);
+	return OUTCOME_OK;
+}
+
+/* What rediscache_foreach hands through scan_keys to read_batch. */
+struct foreach_ctx {
+	void (*fn)(void *arg, const char *addr, const struct rc_entry *e);
+	void *arg;
+	size_t seen;
+};
+
+/*
+ * scan_keys callback for rediscache_foreach: reads the values of the batch
+ * with MGET (RC_FOREACH_MGET keys at a time), decodes them and calls the
+ * visitor for each key still present.
+ */
+static enum outcome
+read_batch(struct rediscache *rc, redisContext *c, redisReply **keys, size_t n, void *arg,
+           struct errbuf *eb)
+{
+	struct foreach_ctx *fc = arg;
+	const char *argv[RC_FOREACH_MGET + 1], *addr;
+	size_t argvlen[RC_FOREACH_MGET + 1], i, j, m;
+	redisReply *r = NULL, *x;
+	struct rc_entry e;
+	enum outcome o = OUTCOME_TEMP;
+
+	argv[0] = "MGET";
+	argvlen[0] = 4;
+	for (i = 0; i < n; i += m) {
+		m = n - i < RC_FOREACH_MGET ? n - i : RC_FOREACH_MGET;
+		for (j = 0; j < m; j++) {
+			argv[j + 1] = keys[i + j]->str;
+			argvlen[j + 1] = keys[i + j]->len;
+		}
+		atomic_fetch_add(&rc->roundtrips, 1);
+		if ((r = redisCommandArgv(c, (int)m + 1, argv, argvlen)) == NULL) {
+			conn_fail(rc, c->errstr[0] != '\0' ? c->errstr : "MGET failed", eb);
+			goto out;
+		}
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != m) {
+			conn_fail(rc, "MGET: unexpected reply", eb);
+			goto out;
+		}
+		for (j = 0; j < m; j++) {
+			x = r->element[j];
+			if (x->type == REDIS_REPLY_NIL)
+				continue; /* expired since SCAN */
+			fc->seen++;
+			/* SCAN MATCH gave keys with our prefix, NUL-ended by hiredis. */
+			addr = keys[i + j]->len >= rc->prefixlen ? keys[i + j]->str + rc->prefixlen
+			                                         : keys[i + j]->str;
+			if (x->type == REDIS_REPLY_STRING &&
+			    rc_decode((const unsigned char *)x->str, x->len, &e) == 0) {
+				fc->fn(fc->arg, addr, &e);
+				rc_entry_clear(&e);
+			} else
+				fc->fn(fc->arg, addr, NULL);
+		}
+		freeReplyObject(r);
+		r = NULL;
+	}
+	o = OUTCOME_OK;
+out:
+	if (r != NULL)
+		freeReplyObject(r);
+	return o;
+}
+
+enum outcome
+rediscache_foreach(struct rediscache *rc, size_t max,
+                   void (*fn)(void *arg, const char *addr, const struct rc_entry *e), void *arg,
+                   size_t *seen, int *complete, struct errbuf *eb)
+{
+	struct foreach_ctx fc = {fn, arg, 0};
+	enum outcome o;
+	size_t taken;
+
+	o = scan_keys(rc, max, read_batch, &fc, &taken, complete, eb);
+	*seen = fc.seen;
+	return o;
+}
+
+/* Skips the "redis: " our internal messages start with. */
+static const char *
+err_detail(const char *msg)
+{
+	return strncmp(msg, "redis: ", 7) == 0 ? msg + 7 : msg;
+}
+
+enum outcome
+rediscache_ping(struct rediscache *rc, struct errbuf *eb)
+{
+	struct errbuf why;
+	const char *stage = "";
+	redisReply *r = NULL;
+	redisContext *c;
+	enum outcome o = OUTCOME_TEMP;
+	char what[160];
+
+	if ((c = conn_get(rc, &why)) == NULL)
+		goto out;
+	stage = "PING: ";
+	atomic_fetch_add(&rc->roundtrips, 1);
+	if (redisAppendCommand(c, "PING") != REDIS_OK) {
+		conn_fail(rc, "cannot build the command", &why);
+		goto out;
+	}
+	if ((r = reply_get(rc, c, &why)) == NULL)
+		goto out;
+	if (r->type == REDIS_REPLY_ERROR) { /* e.g. NOAUTH */
+		(void)snprintf(what, sizeof(what), "%.*s",
+		               (int)(r->len < sizeof(what) ? r->len : sizeof(what) - 1), r->str);
+		conn_fail(rc, what, &why);
+		goto out;
+	}
+	breaker_ok(rc);
+	o = OUTCOME_OK;
+out:
+	if (o != OUTCOME_OK)
+		err_set(eb, "cannot reach Redis at %s: %s%s", rc->spec, stage, err_detail(why.msg));
+	if (r != NULL)
+		freeReplyObject(r);
 	return o;
 }
 
@@ -703,7 +861,7 @@ rediscache_stats(struct rediscache *rc, size_t *nkeys, size_t *dbsize, struct er
 	enum outcome o;
 
 	*dbsize = 0;
-	if ((o = scan_keys(rc, 0, nkeys, eb)) != OUTCOME_OK)
+	if ((o = scan_keys(rc, SIZE_MAX, NULL, NULL, nkeys, NULL, eb)) != OUTCOME_OK)
 		return o;
 	if ((c = conn_get(rc, eb)) == NULL)
 		return OUTCOME_TEMP;
@@ -721,5 +879,5 @@ rediscache_stats(struct rediscache *rc, size_t *nkeys, size_t *dbsize, struct er
 enum outcome
 rediscache_flush(struct rediscache *rc, size_t *ndeleted, struct errbuf *eb)
 {
-	return scan_keys(rc, 1, ndeleted, eb);
+	return scan_keys(rc, SIZE_MAX, unlink_batch, NULL, ndeleted, NULL, eb);
 }

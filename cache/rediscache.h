@@ -72,6 +72,8 @@ struct rc_entry {
 /*
  * A handle for the Redis at spec ("host:port", "[v6addr]:port" or
  * "unix:/path"), with timeouts in ms and a key prefix.  Does not connect.
+ * The command timeout is per handle: the daemon keeps it short, admin tools
+ * doing bulk work (SCAN, flush, warm) give their own handle a longer one.
  * NULL with the reason in eb if spec is malformed.
  */
 struct rediscache *rediscache_new(const char *spec, unsigned connect_ms, unsigned command_ms,
@@ -103,6 +105,25 @@ enum outcome rediscache_put_many(struct rediscache *, const char *const *addrs,
 /* Stores one entry: rediscache_put_many with n = 1. */
 enum outcome rediscache_put(struct rediscache *, const char *addr, const struct rc_entry *,
                             unsigned ttl, struct errbuf *eb);
+/*
+ * Checks that Redis answers PING (connecting if needed), so that a tool can
+ * report an unreachable server before doing any work.  On failure,
+ * OUTCOME_TEMP and eb reads "cannot reach Redis at <spec>: <why>", e.g.
+ * "cannot reach Redis at 127.0.0.1:6379: connect: Connection refused".
+ */
+enum outcome rediscache_ping(struct rediscache *, struct errbuf *eb);
+/*
+ * Walks the keys under our prefix (SCAN, then MGET in batches) and calls
+ * fn(arg, addr, e) for each key still present: addr is the key without the
+ * prefix, e its decoded entry (valid during the call only), or NULL if the
+ * value is unreadable (not in the format above).  Stops after max keys
+ * (max >= 1; SIZE_MAX for all).  *seen counts the calls to fn; *complete
+ * (if not NULL) is 1 when every key under the prefix was visited.  Meant
+ * for admin tools: give the handle a command timeout fit for bulk work.
+ */
+enum outcome rediscache_foreach(struct rediscache *, size_t max,
+                                void (*fn)(void *arg, const char *addr, const struct rc_entry *e),
+                                void *arg, size_t *seen, int *complete, struct errbuf *eb);
 /* Counts the keys under our prefix (SCAN MATCH PREFIX cert:*), and the DBSIZE. */
 enum outcome rediscache_stats(struct rediscache *, size_t *nkeys, size_t *dbsize,
                               struct errbuf *eb);

@@ -30,8 +30,6 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
-#include <hiredis/hiredis.h>
-
 #include "../cache/certdir.h"
 #include "../cache/rediscache.h"
 
@@ -329,11 +327,9 @@ cmd_check(struct opts *o, const char *dir, int argc, char **argv)
 
 /* --- cache stats|flush|warm: the recipient-certificate cache in Redis --- */
 
-#define WARM_BATCH        500   /* entries per pipelined Redis write */
-#define TOOL_MIN_CMD_MS   2000  /* bulk commands need more than the daemon's budget */
-#define SAMPLE_MAX_KEYS   10000 /* keys decoded for the stats breakdown at most */
-#define SAMPLE_MGET       500   /* keys per MGET while sampling */
-#define SAMPLE_MAX_ROUNDS 100000
+#define WARM_BATCH      500   /* entries per pipelined Redis write */
+#define TOOL_MIN_CMD_MS 2000  /* bulk commands need more than the daemon's budget */
+#define SAMPLE_MAX_KEYS 10000 /* keys decoded for the stats breakdown at most */
 
 /* Where the cache commands find their settings (config, then options). */
 struct cache_env {
@@ -342,7 +338,6 @@ struct cache_env {
 	const char *keystore; /* "" for none */
 	struct trust *trust;  /* NULL if no TrustAnchors */
 	struct rediscache *rc;
-	unsigned cmd_ms;
 };
 
 /* One certificate of a source for one address; the pair owns a reference. */
@@ -623,7 +618,7 @@ collect_one(void *arg, const char *addr, X509 *cert)
 /* Every certificate of a RecipientCertDir-style directory under each of its addresses. */
 static enum outcome
 collect_dir(const char *what, const char *dir, struct warm_pair **v, size_t *n, size_t *cap,
-	    struct warm_skips *skip, struct errbuf *eb)
+            struct warm_skips *skip, struct errbuf *eb)
 {
 	struct warm_collect c = {v, n, cap};
 	struct errbuf why;
@@ -723,198 +718,26 @@ out:
 	return rc;
 }
 
-/* Escapes glob metacharacters and appends '*' (for SCAN MATCH). */
-static char *
-glob_prefix(const char *s)
-{
-	size_t n = strlen(s), i, o = 0;
-	char *g = xmalloc(2 * n + 2);
-
-	for (i = 0; i < n; i++) {
-		if (strchr("*?[]\\^", s[i]) != NULL)
-			g[o++] = '\\';
-		g[o++] = s[i];
-	}
-	g[o++] = '*';
-	g[o] = '\0';
-	return g;
-}
-
-/*
- * A private connection to the Redis in use ("host:port", "[v6]:port",
- * "unix:/path"; rediscache_new has checked the form), for the probe and the
- * sample.  NULL with the reason in eb.
- */
-static redisContext *
-tool_connect(const struct cache_env *env, struct errbuf *eb)
-{
-	struct timeval ctv, otv;
-	redisContext *c = NULL;
-	const char *colon, *hs, *he;
-	char *host;
-
-	ctv.tv_sec = env->cfg->redis_connect_timeout / 1000;
-	ctv.tv_usec = (suseconds_t)(env->cfg->redis_connect_timeout % 1000) * 1000;
-	otv.tv_sec = env->cmd_ms / 1000;
-	otv.tv_usec = (suseconds_t)(env->cmd_ms % 1000) * 1000;
-	if (strncmp(env->redis, "unix:", 5) == 0)
-		c = redisConnectUnixWithTimeout(env->redis + 5, ctv);
-	else if ((colon = strrchr(env->redis, ':')) != NULL) {
-		hs = env->redis;
-		he = colon;
-		if (hs[0] == '[' && he > hs && he[-1] == ']') {
-			hs++;
-			he--;
-		}
-		host = xstrndup(hs, (size_t)(he - hs));
-		c = redisConnectWithTimeout(host, atoi(colon + 1), ctv);
-		free(host);
-	}
-	if (c == NULL)
-		err_set(eb, "connect: out of memory");
-	else if (c->err != 0 || redisSetTimeout(c, otv) != REDIS_OK) {
-		err_set(eb, "connect: %s", c->errstr[0] != '\0' ? c->errstr : "failed");
-		redisFree(c);
-		c = NULL;
-	}
-	return c;
-}
-
-/*
- * Checks that Redis answers PING before any work, so that an unreachable
- * server is reported at once, naming it, and not after reading every source.
- */
-static int
-redis_probe(const struct cache_env *env, struct errbuf *eb)
-{
-	redisContext *c;
-	redisReply *r;
-	int ok = 0;
-
-	if ((c = tool_connect(env, eb)) == NULL)
-		return -1;
-	if ((r = redisCommand(c, "PING")) == NULL)
-		err_set(eb, "PING: %s", c->errstr[0] != '\0' ? c->errstr : "no reply");
-	else if (r->type == REDIS_REPLY_ERROR)
-		err_set(eb, "PING: %.*s", (int)r->len, r->str); /* e.g. NOAUTH */
-	else
-		ok = 1;
-	if (r != NULL)
-		freeReplyObject(r);
-	redisFree(c);
-	return ok ? 0 : -1;
-}
-
 /* How many of our entries are positive, negative or unreadable. */
 struct sample {
-	size_t seen, pos, neg, bad, certs;
-	int complete;
+	size_t pos, neg, bad, certs;
 };
 
-/* Decodes the values of keys[0..n) (one MGET) into the sample. */
-static int
-sample_mget(redisContext *c, char **keys, size_t n, struct sample *sm)
+/* rediscache_foreach visitor: counts one entry (NULL: unreadable). */
+static void
+sample_one(void *arg, const char *addr, const struct rc_entry *e)
 {
-	const char *argv[SAMPLE_MGET + 1];
-	size_t argvlen[SAMPLE_MGET + 1], i;
-	struct rc_entry e;
-	redisReply *r, *x;
+	struct sample *sm = arg;
 
-	argv[0] = "MGET";
-	argvlen[0] = 4;
-	for (i = 0; i < n; i++) {
-		argv[i + 1] = keys[i];
-		argvlen[i + 1] = strlen(keys[i]);
+	(void)addr;
+	if (e == NULL)
+		sm->bad++;
+	else if (e->kind == RC_NONE)
+		sm->neg++;
+	else {
+		sm->pos++;
+		sm->certs += e->n;
 	}
-	if ((r = redisCommandArgv(c, (int)n + 1, argv, argvlen)) == NULL)
-		return -1;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-		freeReplyObject(r);
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		x = r->element[i];
-		if (x->type == REDIS_REPLY_NIL)
-			continue; /* expired since SCAN */
-		sm->seen++;
-		memset(&e, 0, sizeof(e));
-		if (x->type != REDIS_REPLY_STRING ||
-		    rc_decode((unsigned char *)x->str, x->len, &e) != 0)
-			sm->bad++;
-		else if (e.kind == RC_NONE)
-			sm->neg++;
-		else {
-			sm->pos++;
-			sm->certs += e.n;
-		}
-		rc_entry_clear(&e);
-	}
-	freeReplyObject(r);
-	return 0;
-}
-
-/*
- * SCAN + MGET of up to SAMPLE_MAX_KEYS of our keys, decoded with the cache's
- * own format checks.  XXX: rediscache has no key-listing call, so this uses
- * hiredis directly; a rediscache_scan() would let the tool drop it.
- */
-static int
-cache_sample(const struct cache_env *env, struct sample *sm)
-{
-	char cursor[32] = "0", *match = NULL, *full, *keys[SAMPLE_MGET];
-	redisContext *c = NULL;
-	redisReply *r = NULL;
-	unsigned long rounds = 0;
-	size_t i, nk = 0, taken = 0;
-	struct errbuf eb;
-	int ret = -1;
-
-	memset(sm, 0, sizeof(*sm));
-	if ((c = tool_connect(env, &eb)) == NULL)
-		goto out;
-	full = xasprintf("%scert:", env->cfg->redis_prefix);
-	match = glob_prefix(full);
-	free(full);
-	do {
-		if (++rounds > SAMPLE_MAX_ROUNDS)
-			goto out;
-		r = redisCommand(c, "SCAN %s MATCH %s COUNT 500", cursor, match);
-		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-		    r->element[0]->type != REDIS_REPLY_STRING ||
-		    r->element[1]->type != REDIS_REPLY_ARRAY ||
-		    r->element[0]->len >= sizeof(cursor))
-			goto out;
-		memcpy(cursor, r->element[0]->str, r->element[0]->len);
-		cursor[r->element[0]->len] = '\0';
-		for (i = 0; i < r->element[1]->elements && taken < SAMPLE_MAX_KEYS; i++) {
-			if (r->element[1]->element[i]->type != REDIS_REPLY_STRING)
-				continue;
-			keys[nk++] = xstrndup(r->element[1]->element[i]->str,
-			                      r->element[1]->element[i]->len);
-			taken++;
-			if (nk == SAMPLE_MGET) {
-				if (sample_mget(c, keys, nk, sm) != 0)
-					goto out;
-				while (nk > 0)
-					free(keys[--nk]);
-			}
-		}
-		freeReplyObject(r);
-		r = NULL;
-	} while (strcmp(cursor, "0") != 0 && taken < SAMPLE_MAX_KEYS);
-	if (nk > 0 && sample_mget(c, keys, nk, sm) != 0)
-		goto out;
-	sm->complete = strcmp(cursor, "0") == 0;
-	ret = 0;
-out:
-	while (nk > 0)
-		free(keys[--nk]);
-	if (r != NULL)
-		freeReplyObject(r);
-	if (c != NULL)
-		redisFree(c);
-	free(match);
-	return ret;
 }
 
 /* cache stats: key counts and what the entries hold. */
@@ -923,7 +746,8 @@ cache_stats(struct cache_env *env)
 {
 	struct sample sm;
 	struct errbuf eb;
-	size_t nkeys, dbsize;
+	size_t nkeys, dbsize, seen;
+	int complete;
 
 	if (rediscache_stats(env->rc, &nkeys, &dbsize, &eb) != OUTCOME_OK) {
 		fprintf(stderr, "smimegw-keys: cannot reach Redis at %s: %s\n", env->redis, eb.msg);
@@ -933,7 +757,9 @@ cache_stats(struct cache_env *env)
 	printf("prefix:      %scert:\n", env->cfg->redis_prefix);
 	printf("keys:        %zu\n", nkeys);
 	printf("dbsize:      %zu\n", dbsize);
-	if (cache_sample(env, &sm) != 0) {
+	memset(&sm, 0, sizeof(sm));
+	if (rediscache_foreach(env->rc, SAMPLE_MAX_KEYS, sample_one, &sm, &seen, &complete, &eb) !=
+	    OUTCOME_OK) {
 		printf("breakdown:   unavailable (Redis stopped answering)\n");
 		return EX_FAIL_;
 	}
@@ -941,8 +767,8 @@ cache_stats(struct cache_env *env)
 	       sm.certs == 1 ? "" : "s");
 	printf("negative:    %zu\n", sm.neg);
 	printf("unreadable:  %zu\n", sm.bad);
-	if (!sm.complete)
-		printf("note: breakdown from the first %zu keys only\n", sm.seen);
+	if (!complete)
+		printf("note: breakdown from the first %zu keys only\n", seen);
 	return EX_OK_;
 }
 
@@ -968,6 +794,7 @@ cmd_cache(struct opts *o, int argc, char **argv)
 {
 	struct cache_env env;
 	struct errbuf eb;
+	unsigned cmd_ms;
 	int failed, rc = EX_FAIL_;
 
 	if (argc != 1 || (strcmp(argv[0], "stats") != 0 && strcmp(argv[0], "flush") != 0 &&
@@ -983,17 +810,18 @@ cmd_cache(struct opts *o, int argc, char **argv)
 		        o->cfg->path != NULL ? o->cfg->path : "the config");
 		return EX_FAIL_;
 	}
-	env.cmd_ms = o->cfg->redis_command_timeout > TOOL_MIN_CMD_MS ? o->cfg->redis_command_timeout
-	                                                             : TOOL_MIN_CMD_MS;
-	if ((env.rc = rediscache_new(env.redis, o->cfg->redis_connect_timeout, env.cmd_ms,
+	cmd_ms = o->cfg->redis_command_timeout > TOOL_MIN_CMD_MS ? o->cfg->redis_command_timeout
+	                                                         : TOOL_MIN_CMD_MS;
+	if ((env.rc = rediscache_new(env.redis, o->cfg->redis_connect_timeout, cmd_ms,
 	                             o->cfg->redis_prefix, &eb)) == NULL) {
 		fprintf(stderr, "smimegw-keys: %s\n", eb.msg);
 		return EX_FAIL_;
 	}
 	/* The breaker's warnings would only repeat the error printed below. */
 	log_setlevel(LOG_ERR);
-	if (redis_probe(&env, &eb) != 0) {
-		fprintf(stderr, "smimegw-keys: cannot reach Redis at %s: %s\n", env.redis, eb.msg);
+	/* Report an unreachable Redis at once, not after reading every source. */
+	if (rediscache_ping(env.rc, &eb) != OUTCOME_OK) {
+		fprintf(stderr, "smimegw-keys: %s\n", eb.msg);
 		rediscache_free(env.rc);
 		return EX_FAIL_;
 	}
