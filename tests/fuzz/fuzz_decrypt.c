@@ -17,13 +17,13 @@
 #include "src/decrypt.h"
 #include "fuzz_msg.h"
 #include "src/keystore.h"
+#include "src/ossl.h"
 #include "src/msgbuf.h"
 #include "src/rewrite.h"
 
 static struct keystore *ks;
 /* The engine loads these for the process lifetime and drops the handles;
  * holding them here keeps LeakSanitizer from reporting that as a leak. */
-static OSSL_PROVIDER *prov_default, *prov_legacy;
 static char tmp[256];
 static const struct decrypt_limits lim = {1u << 20, 1u << 20, 64, 4};
 static const char *const rcpts[] = {"bob@example.org", "frank@example.org", "bob@example.com",
@@ -62,8 +62,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
 	(void)argc;
 	(void)argv;
-	prov_default = OSSL_PROVIDER_load(NULL, "default");
-	prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+	/* The engine's provider handling (loaded once, unloaded at exit). */
+	(void)ossl_load_legacy();
 	snprintf(tmp, sizeof(tmp), "%s", fuzz_tmpdir("decrypt"));
 	snprintf(store, sizeof(store), "%s/store", tmp);
 	if (mkdir(store, 0700) != 0)
