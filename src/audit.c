@@ -32,15 +32,6 @@
 #include "xmalloc.h"
 
 #define AUDIT_BATCH      512
-/*
- * The writer is woken at once only for a full batch (or every-record
- * durability); otherwise records wait at most AUDIT_IDLE_MS +
- * AUDIT_LINGER_MS, so a busy gateway pays one wake-up per batch instead of
- * one per record.
- */
-#define AUDIT_WAKE_BATCH 64
-#define AUDIT_LINGER_MS  20
-#define AUDIT_IDLE_MS    100
 #define AUDIT_LOUD_EVERY 10 /* seconds between repeated loud complaints */
 
 struct audit_waiter {
@@ -66,7 +57,6 @@ struct audit {
 
 	pthread_mutex_t mu; /* guards everything down to the writer-only part */
 	pthread_cond_t cv_work, cv_done;
-	struct timespec first_enq; /* when the queue last went from empty to not */
 	struct qent *q;
 	size_t qcap, qhead, qcount;
 	int stop;
@@ -596,23 +586,6 @@ qent_pop(struct audit *a, size_t n, int ok)
 	}
 }
 
-/* Whether the queued records should be written now (called with mu held). */
-static int
-writer_due(const struct audit *a)
-{
-	struct timespec now;
-	long ms;
-
-	if (a->qcount == 0)
-		return 0;
-	if (a->qcount >= AUDIT_WAKE_BATCH || a->sync_mode == AUDIT_SYNC_EVERY)
-		return 1;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (long)(now.tv_sec - a->first_enq.tv_sec) * 1000 +
-	     (now.tv_nsec - a->first_enq.tv_nsec) / 1000000;
-	return ms >= AUDIT_LINGER_MS;
-}
-
 static void *
 writer_main(void *arg)
 {
@@ -625,21 +598,10 @@ writer_main(void *arg)
 
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
-		while (!a->stop && !atomic_load(&a->reopen) &&
-		       !(a->broken && a->refused_pending + a->lost_pending > 0) &&
-		       !writer_due(a)) {
+		while (a->qcount == 0 && !a->stop && !atomic_load(&a->reopen) &&
+		       !(a->broken && a->refused_pending + a->lost_pending > 0)) {
 			clock_gettime(CLOCK_REALTIME, &dl);
-			/*
-			 * Emitters do not wake an idle writer (that would cost a
-			 * wake-up per record): it looks every AUDIT_IDLE_MS, and
-			 * lingers AUDIT_LINGER_MS once records are waiting.  The
-			 * same polls notice audit_reopen() and interval syncs.
-			 */
-			dl.tv_nsec += (a->qcount == 0 ? AUDIT_IDLE_MS : AUDIT_LINGER_MS) * 1000000L;
-			while (dl.tv_nsec >= 1000000000L) {
-				dl.tv_sec++;
-				dl.tv_nsec -= 1000000000L;
-			}
+			dl.tv_sec += 1; /* polls for audit_reopen() and interval syncs */
 			pthread_cond_timedwait(&a->cv_work, &a->mu, &dl);
 			if (a->dirty && a->sync_mode == AUDIT_SYNC_INTERVAL) {
 				clock_gettime(CLOCK_MONOTONIC, &dl);
@@ -846,11 +808,15 @@ audit_emit(struct audit *a, const struct audit_event *ev)
 	e->body = b.p;
 	e->len = b.len;
 	e->w = a->sync_mode == AUDIT_SYNC_EVERY ? &w : NULL;
-	if (a->qcount++ == 0)
-		clock_gettime(CLOCK_MONOTONIC, &a->first_enq);
+	a->qcount++;
 	a->enq++;
-	if (e->w != NULL || a->qcount >= AUDIT_WAKE_BATCH)
-		pthread_cond_signal(&a->cv_work);
+	/*
+	 * The writer is woken for every record.  Letting records linger to
+	 * batch the wake-ups saves a few percent of CPU but widens the window
+	 * in which a killed daemon has accepted a signed message whose record
+	 * is still only in memory; the kill -9 fault test counts them.
+	 */
+	pthread_cond_signal(&a->cv_work);
 	if (e->w != NULL) {
 		while (!w.done)
 			pthread_cond_wait(&a->cv_done, &a->mu);
