@@ -5,6 +5,9 @@
       Message-ID matches SENT.eml has the same body and the same headers
       (Postfix may add Received and other trace headers in front).
   sinkbody.py find SINKDIR MESSAGE-ID     prints the delivered message.
+  sinkbody.py decrypted MESSAGE ENTITY   MESSAGE (as found) is the decrypted
+      ENTITY: same body, ENTITY's header fields present, no pkcs7-mime left,
+      and an X-SMIMEGW-Result saying decrypt=pass.
 Line ends are compared after CRLF -> LF on both sides.
 """
 import glob
@@ -59,10 +62,30 @@ def find(sinkdir, mid):
     return None, None
 
 
+def decrypted(msgfile, entityfile):
+    got = open(msgfile, "rb").read().replace(b"\r\n", b"\n")
+    orig = open(entityfile, "rb").read().replace(b"\r\n", b"\n")
+    head, _, body = got.partition(b"\n\n")
+    ohead, _, obody = orig.partition(b"\n\n")
+    # smtp-sink ends its dumps with a newline.
+    if body.rstrip(b"\n") != obody.rstrip(b"\n"):
+        sys.exit("%s: body differs: %r" % (msgfile, body[:200]))
+    for line in ohead.split(b"\n"):
+        if line not in head.split(b"\n"):
+            sys.exit("%s: header field missing: %r" % (msgfile, line))
+    if b"pkcs7-mime" in head:
+        sys.exit("%s: still application/pkcs7-mime" % msgfile)
+    if b"X-SMIMEGW-Result: decrypt=pass" not in head:
+        sys.exit("%s: no X-SMIMEGW-Result: decrypt=pass" % msgfile)
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     cmd, sinkdir, arg = sys.argv[1:]
+    if cmd == "decrypted":
+        decrypted(sinkdir, arg)
+        return
     if cmd == "find":
         path, msg = find(sinkdir, arg.encode())
         if msg is None:

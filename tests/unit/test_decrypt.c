@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 #include <openssl/pem.h>
 
+#include "tests/unit/msgtest.h"
 #include "src/authres.h"
 #include "src/decrypt.h"
 #include "src/keystore.h"
@@ -64,32 +65,6 @@ spew(const char *path, const void *p, size_t n)
 	cr_assert_not_null(f);
 	cr_assert_eq(fwrite(p, 1, n, f), n);
 	fclose(f);
-}
-
-/* A msgbuf as the milter builds it (body to CRLF unless binary). */
-static struct msgbuf *
-mb_from_bytes(const char *p, size_t n, int crlf)
-{
-	struct entity *e = malloc(sizeof(*e));
-	struct msgbuf *mb = msgbuf_new(n * 2, n * 2 + 1024);
-	size_t i;
-
-	cr_assert_eq(entity_parse(p, n, e), 0);
-	for (i = 0; i < e->nf; i++) {
-		char *name = strndup((const char *)e->f[i].name, e->f[i].nlen);
-		char *val = strndup((const char *)e->f[i].value, e->f[i].vlen);
-		cr_assert_eq(msgbuf_add_header(mb, name, val, 1), 0);
-		free(name);
-		free(val);
-	}
-	cr_assert_eq(msgbuf_end_headers(mb), 0);
-	for (i = 0; i < e->bodylen; i++) {
-		if (crlf && e->body[i] == '\n' && (i == 0 || e->body[i - 1] != '\r'))
-			msgbuf_add_body(mb, "\r", 1);
-		msgbuf_add_body(mb, e->body + i, 1);
-	}
-	free(e);
-	return mb;
 }
 
 static void
@@ -174,7 +149,7 @@ cli_encrypt(const char *recips, const char *opts)
 	msg = malloc(n + 256);
 	n = (size_t)sprintf(msg, "From: alice@example.org\nTo: frank@example.org\nSubject: s\n%s",
 	                    smime);
-	mb = mb_from_bytes(msg, n, 1);
+	mb = test_msgbuf(msg, n, 1);
 	free(smime);
 	free(msg);
 	return mb;
@@ -396,7 +371,7 @@ Test(decrypt, mislabelled_recipient_info, .init = setup, .fini = teardown)
 		char *msg = malloc(sizeof(hdr) + n);
 		memcpy(msg, hdr, sizeof(hdr) - 1);
 		memcpy(msg + sizeof(hdr) - 1, der, n);
-		mb = mb_from_bytes(msg, sizeof(hdr) - 1 + n, 0);
+		mb = test_msgbuf(msg, sizeof(hdr) - 1 + n, 0);
 		free(msg);
 	}
 	decrypt_for(mb, rcpt, 1, &rw, &res);
@@ -429,7 +404,7 @@ Test(decrypt, octet_stream_p7m, .init = setup, .fini = teardown)
 	            "Content-Transfer-Encoding: base64\r\n\r\n");
 	memcpy(msg + strlen(msg), d + msgbuf_body_offset(mb), msgbuf_body_len(mb));
 	mb2 =
-	    mb_from_bytes(msg,
+	    test_msgbuf(msg,
 	                  strlen("From: a@example.org\r\nContent-Type: application/octet-stream\r\n"
 	                         "Content-Disposition: attachment; filename=\"SMIME.P7M\"\r\n"
 	                         "Content-Transfer-Encoding: base64\r\n\r\n") +
@@ -477,7 +452,7 @@ tampered(struct msgbuf *mb, size_t (*where)(size_t n))
 		p += bl;
 	}
 	BIO_free_all(b64);
-	out = mb_from_bytes(msg, (size_t)(p - msg), 1);
+	out = test_msgbuf(msg, (size_t)(p - msg), 1);
 	free(msg);
 	free(der);
 	return out;
@@ -574,7 +549,7 @@ Test(decrypt, limits_and_plain, .init = setup, .fini = teardown)
 	cr_assert_null(rw);
 	msgbuf_free(mb);
 
-	mb = mb_from_bytes(plain, sizeof(plain) - 1, 1);
+	mb = test_msgbuf(plain, sizeof(plain) - 1, 1);
 	decrypt_for(mb, frank, 1, &rw, &res);
 	cr_assert_eq(res.status, DECRYPT_NOT_ENCRYPTED);
 	cr_assert_null(rw);
@@ -586,7 +561,7 @@ load(const char *path)
 {
 	size_t n;
 	char *p = slurp(path, &n);
-	struct msgbuf *mb = mb_from_bytes(p, n, 1);
+	struct msgbuf *mb = test_msgbuf(p, n, 1);
 
 	free(p);
 	return mb;

@@ -12,6 +12,7 @@
 
 #include <criterion/criterion.h>
 
+#include "tests/unit/msgtest.h"
 #include "src/b64.h"
 #include "src/msgbuf.h"
 #include "src/trust.h"
@@ -43,36 +44,10 @@ slurp(const char *path, size_t *len)
 	return p;
 }
 
-/* A msgbuf as the milter builds it: header fields, then the body in CRLF. */
-static struct msgbuf *
-mb_from_bytes2(const char *p, size_t n, int crlf)
-{
-	struct entity *e = malloc(sizeof(*e));
-	struct msgbuf *mb = msgbuf_new(n * 2, n * 2 + 1024);
-	size_t i;
-
-	cr_assert_eq(entity_parse(p, n, e), 0);
-	for (i = 0; i < e->nf; i++) {
-		char *name = strndup((const char *)e->f[i].name, e->f[i].nlen);
-		char *val = strndup((const char *)e->f[i].value, e->f[i].vlen);
-		cr_assert_eq(msgbuf_add_header(mb, name, val, 1), 0);
-		free(name);
-		free(val);
-	}
-	cr_assert_eq(msgbuf_end_headers(mb), 0);
-	for (i = 0; i < e->bodylen; i++) {
-		if (crlf && e->body[i] == '\n' && (i == 0 || e->body[i - 1] != '\r'))
-			msgbuf_add_body(mb, "\r", 1);
-		msgbuf_add_body(mb, e->body + i, 1);
-	}
-	free(e);
-	return mb;
-}
-
 static struct msgbuf *
 mb_from_bytes(const char *p, size_t n)
 {
-	return mb_from_bytes2(p, n, 1);
+	return test_msgbuf(p, n, 1);
 }
 
 static struct msgbuf *
@@ -411,7 +386,7 @@ assemble(const char *entity, const unsigned char *der, size_t derlen, const char
 	p += sprintf(p, "\r\n--=-b1--\r\n");
 	n = (size_t)(p - msg);
 	{
-		struct msgbuf *mb = mb_from_bytes2(msg, n, !binary);
+		struct msgbuf *mb = test_msgbuf(msg, n, !binary);
 		free(msg);
 		return mb;
 	}
