@@ -33,6 +33,7 @@ struct msg {
 	/* Outbound signing, decided at MAIL FROM, started at end of headers. */
 	int sign;                            /* policy says sign this message */
 	const struct ks_identity *signer_id; /* newest valid signing identity, or NULL */
+	const struct audit_cert *signer_acert; /* its audit description (runtime_signer) */
 	struct signjob *signjob;             /* open while the body streams in */
 
 	/* Outbound encryption, decided recipient by recipient at RCPT time. */

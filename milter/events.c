@@ -67,7 +67,8 @@ events_sig_alg(EVP_PKEY *key, const struct config *cfg)
 static const char *const digest_names[] = {"sha256", "sha384", "sha512"};
 
 enum outcome
-events_signed(const struct conn *c, const struct msg *m, const struct ks_identity *id)
+events_signed(const struct conn *c, const struct msg *m, const struct ks_identity *id,
+              const struct audit_cert *acert)
 {
 	char mid[EVENTS_HDR_MAX], from[EVENTS_HDR_MAX];
 	struct audit_event ev;
@@ -77,8 +78,11 @@ events_signed(const struct conn *c, const struct msg *m, const struct ks_identit
 		return OUTCOME_OK;
 	events_base(&ev, m, "outbound", mid, from);
 	ev.kind = AUDIT_SIGN;
-	audit_cert_fill(&cert, ks_identity_cert(id));
-	audit_event_set_cert(&ev, &cert);
+	if (acert == NULL) {
+		audit_cert_fill(&cert, ks_identity_cert(id));
+		acert = &cert;
+	}
+	audit_event_set_cert(&ev, acert);
 	ev.sig_alg = events_sig_alg(ks_identity_key(id), c->cfg);
 	ev.digest_alg = digest_names[c->cfg->sign_digest];
 	ev.verdict = VERDICT_PASS;

@@ -16,7 +16,9 @@
 #include "context.h"
 
 /* A signature was created with id. */
-enum outcome events_signed(const struct conn *, const struct msg *, const struct ks_identity *id);
+/* acert: the signing certificate's description if already made, else NULL. */
+enum outcome events_signed(const struct conn *, const struct msg *, const struct ks_identity *id,
+                           const struct audit_cert *acert);
 /* The message was encrypted to cert for recipient. */
 enum outcome events_encrypted(const struct conn *, const struct msg *, X509 *cert,
                               const char *recipient, const char *cipher, const char *keytrans);

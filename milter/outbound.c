@@ -243,7 +243,7 @@ outbound_eoh(SMFICTX *ctx, struct conn *c, struct msg *m)
 		                    REPLY_NO_SIGNING_KEY, NULL);
 	}
 	if (runtime_signer(c->rt, m->signer_id, ks_identity_user(m->signer_id), time(NULL), &signer,
-	                   &eb) != OUTCOME_OK ||
+	                   &m->signer_acert, &eb) != OUTCOME_OK ||
 	    signjob_new(signer, m->buf, &m->signjob, &eb) != OUTCOME_OK) {
 		qlog_warnx(m->qid, "cannot start signing: %s", eb.msg);
 		m->passed = 1;
@@ -357,8 +357,8 @@ outbound_eom(SMFICTX *ctx, struct conn *c, struct msg *m, int *handled)
 		}
 		final = erw;
 	}
-	/* Records are queued before the MTA sees the change: nothing leaves unrecorded. */
-	if ((srw != NULL && events_signed(c, m, m->signer_id) != OUTCOME_OK)) {
+	/* Records are written before the MTA sees the change: nothing leaves unrecorded. */
+	if ((srw != NULL && events_signed(c, m, m->signer_id, m->signer_acert) != OUTCOME_OK)) {
 		rc = reply_action(ctx, m->qid, ACTION_TEMPFAIL, REPLY_AUDIT, NULL);
 		goto out;
 	}

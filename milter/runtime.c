@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/auditcert.h"
 #include "../src/cert.h"
 #include "../src/log.h"
 #include "../src/xmalloc.h"
@@ -184,6 +185,7 @@ runtime_load_inbound(struct runtime *rt, struct errbuf *eb)
 struct runtime_signer {
 	const struct ks_identity *id;
 	struct signer *signer;
+	struct audit_cert *acert; /* NULL without an AuditLog */
 };
 
 struct runtime *
@@ -261,14 +263,13 @@ runtime_slot(const struct runtime *rt, const struct ks_identity *id)
 
 /* Inserts into the table; the caller holds the lock and has made room. */
 static void
-runtime_put(struct runtime *rt, const struct ks_identity *id, struct signer *signer)
+runtime_put(struct runtime *rt, const struct runtime_signer *e)
 {
-	size_t i = runtime_slot(rt, id);
+	size_t i = runtime_slot(rt, e->id);
 
 	while (rt->signers[i].id != NULL)
 		i = (i + 1) & (rt->signers_cap - 1);
-	rt->signers[i].id = id;
-	rt->signers[i].signer = signer;
+	rt->signers[i] = *e;
 	rt->nsigners++;
 }
 
@@ -283,17 +284,18 @@ runtime_grow(struct runtime *rt)
 	rt->nsigners = 0;
 	for (i = 0; i < oldcap; i++)
 		if (old[i].id != NULL)
-			runtime_put(rt, old[i].id, old[i].signer);
+			runtime_put(rt, &old[i]);
 	free(old);
 }
 
 enum outcome
 runtime_signer(struct runtime *rt, const struct ks_identity *id, const char *addr, time_t now,
-               const struct signer **out, struct errbuf *eb)
+               const struct signer **out, const struct audit_cert **acert,
+               struct errbuf *eb)
 {
 	struct signer_params sp;
 	const struct ks_identity *enc;
-	struct signer *signer = NULL;
+	struct runtime_signer e = {id, NULL, NULL};
 	enum outcome rc = OUTCOME_OK;
 	size_t i;
 
@@ -302,7 +304,7 @@ runtime_signer(struct runtime *rt, const struct ks_identity *id, const char *add
 		for (i = runtime_slot(rt, id); rt->signers[i].id != NULL;
 		     i = (i + 1) & (rt->signers_cap - 1))
 			if (rt->signers[i].id == id) {
-				*out = rt->signers[i].signer;
+				e = rt->signers[i];
 				goto out;
 			}
 	}
@@ -314,14 +316,20 @@ runtime_signer(struct runtime *rt, const struct ks_identity *id, const char *add
 	sp.enc_cert = enc != NULL && enc != id ? ks_identity_cert(enc) : NULL;
 	sp.digest = (enum sign_digest)rt->cfg->sign_digest;
 	sp.padding = (enum rsa_padding)rt->cfg->rsa_padding;
-	if ((rc = signer_new(&sp, &signer, eb)) != OUTCOME_OK)
+	if ((rc = signer_new(&sp, &e.signer, eb)) != OUTCOME_OK)
 		goto out;
+	if (*rt->cfg->audit_log != '\0') {
+		e.acert = xmalloc(sizeof(*e.acert));
+		audit_cert_fill(e.acert, sp.cert);
+	}
 	if ((rt->nsigners + 1) * 2 > rt->signers_cap)
 		runtime_grow(rt);
-	runtime_put(rt, id, signer);
-	*out = signer;
+	runtime_put(rt, &e);
 out:
 	pthread_mutex_unlock(&rt->signers_lock);
+	*out = e.signer;
+	if (acert != NULL)
+		*acert = e.acert;
 	return rc;
 }
 
@@ -365,7 +373,7 @@ runtime_unref(struct runtime *rt)
 	if (rt == NULL || atomic_fetch_sub(&rt->refs, 1) != 1)
 		return;
 	for (size_t i = 0; i < rt->signers_cap; i++)
-		signer_free(rt->signers[i].signer);
+		signer_free(rt->signers[i].signer), free(rt->signers[i].acert);
 	free(rt->signers);
 	pthread_mutex_destroy(&rt->signers_lock);
 	certcache_free(rt->cc);

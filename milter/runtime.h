@@ -65,8 +65,12 @@ struct runtime *runtime_new(struct config *cfg, struct errbuf *eb);
  * XXX A cached signer keeps the preference it was made with until the next
  * reload, even if a newer encryption certificate becomes valid meanwhile.
  */
+struct audit_cert;
+/* With an AuditLog, *acert (if acert is not NULL) describes the signing
+ * certificate for audit records, made once with the signer; else NULL. */
 enum outcome runtime_signer(struct runtime *, const struct ks_identity *, const char *addr,
-                            time_t now, const struct signer **out, struct errbuf *);
+                            time_t now, const struct signer **out,
+                            const struct audit_cert **acert, struct errbuf *);
 
 /* EncryptPolicy action values (policy_table_lookup results). */
 extern const struct policy_word runtime_encrypt_words[];

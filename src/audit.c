@@ -1,14 +1,18 @@
 /*
- * audit: the audit log writer.  Emitters format a record body and queue it
- * under one mutex; a single writer thread owns the file descriptor and the
- * chain state (sequence number, hash of the previous line), so the chain
- * order is the write order and no emitter ever waits on the disk unless
- * AuditSync is every-record.
+ * audit: the audit log writer.  The file descriptor and the chain state
+ * (sequence number, hash of the previous line) belong to whoever holds the
+ * token (busy).  An emitter that finds the token free and nothing queued
+ * takes it and appends its own record with one write(2), so the record is
+ * in the kernel before the message is answered and no thread switch is
+ * paid per record.  An emitter that finds the file busy queues its record
+ * for the writer thread, which also syncs (AuditSync interval), reopens,
+ * retries after failures and writes the closing record; so a disk that
+ * hangs holds up at most one message while the queue absorbs the rest.
  *
- * A line is {"seq":N,<body>,"prev":"<sha256 of the previous line>"}.  The
- * writer builds a whole batch in memory, appends it with one write loop and
- * commits the chain state only when every byte landed; a short or failed
- * write is cut back with ftruncate(), so no partial record is left behind.
+ * A line is {"seq":N,<body>,"prev":"<sha256 of the previous line>"}.  A
+ * batch is built in memory, appended with one write loop, and the chain
+ * state is committed only when every byte landed; a short or failed write
+ * is cut back with ftruncate(), so no partial record is left behind.
  */
 #include "autoconf.h"
 
@@ -33,6 +37,10 @@
 
 #define AUDIT_BATCH      512
 #define AUDIT_LOUD_EVERY 10 /* seconds between repeated loud complaints */
+/* How long a queued record may hold up its message (AuditSync none and
+ * interval; every-record always waits): long enough for any healthy
+ * write, short enough that a hung disk does not stop the mail. */
+#define AUDIT_WAIT_MS 200
 
 struct audit_waiter {
 	int done, ok;
@@ -55,8 +63,8 @@ struct audit {
 	int rotate_daily;
 	unsigned checkpoint;
 
-	pthread_mutex_t mu; /* guards everything down to the writer-only part */
-	pthread_cond_t cv_work, cv_done;
+	pthread_mutex_t mu; /* guards everything down to the token holder's part */
+	pthread_cond_t cv_work, cv_done, cv_token;
 	struct qent *q;
 	size_t qcap, qhead, qcount;
 	int stop;
@@ -65,11 +73,14 @@ struct audit {
 	uint64_t lost_pending, refused_pending; /* not yet reported in a record */
 	time_t last_loud;
 	struct audit_stats st;
+	int busy;  /* the token: someone is using fd and the chain state */
+	int dirty; /* written since the last sync */
+	struct timespec last_sync;
 
 	atomic_int reopen; /* lock-free, so audit_reopen() is async-signal-safe */
-
-	/* Writer thread only. */
 	pthread_t thr;
+
+	/* The token holder only. */
 	int fd;
 	off_t fsize;
 	long fday; /* UTC day number the current file belongs to */
@@ -77,8 +88,6 @@ struct audit {
 	char prev[AUDIT_HASH_HEX];
 	uint64_t since_ckpt;
 	uint64_t rotations;
-	int dirty;
-	struct timespec last_sync;
 	const char *open_reason; /* a log-open record is due */
 	char *open_prev_file;
 	uint64_t open_truncated;
@@ -465,20 +474,58 @@ file_reopen(struct audit *a)
 	}
 }
 
-static void
-do_sync(struct audit *a)
+/* Syncs fd, complaining if it fails; the caller owns fd (or a dup of it). */
+static int
+do_sync(struct audit *a, int fd)
 {
-	if (a->fd >= 0 && fdatasync(a->fd) < 0)
+	if (fd >= 0 && fdatasync(fd) < 0) {
 		log_warn("audit log %s: fdatasync", a->path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Records that a sync covered everything written so far; call with mu held. */
+static void
+synced(struct audit *a)
+{
 	clock_gettime(CLOCK_MONOTONIC, &a->last_sync);
 	a->dirty = 0;
+}
+
+/* Call with mu held. */
+static int
+sync_due(struct audit *a)
+{
+	struct timespec now;
+
+	if (!a->dirty || a->sync_mode != AUDIT_SYNC_INTERVAL)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec - a->last_sync.tv_sec >= (time_t)a->sync_interval;
+}
+
+/* Waits for and takes the token; call with mu held. */
+static void
+token_take(struct audit *a)
+{
+	while (a->busy)
+		pthread_cond_wait(&a->cv_token, &a->mu);
+	a->busy = 1;
+}
+
+static void
+token_give(struct audit *a)
+{
+	a->busy = 0;
+	pthread_cond_broadcast(&a->cv_token);
 }
 
 /*
  * Writes ents (and any due log-open, records-lost and checkpoint records)
  * as one batch, stopping early where AuditRotateSize is reached.  Returns
  * how many of ents were written (and, for every-record, synced), or -1 with
- * the file cut back and the chain unchanged.
+ * the file cut back and the chain unchanged.  Call with the token.
  */
 static ssize_t
 write_batch(struct audit *a, struct qent *ents, size_t n, uint64_t lost, uint64_t refused)
@@ -557,17 +604,62 @@ write_batch(struct audit *a, struct qent *ents, size_t n, uint64_t lost, uint64_
 	a->since_ckpt = since;
 	a->open_reason = NULL;
 	a->open_truncated = 0;
-	a->dirty = 1;
-	if (a->sync_mode == AUDIT_SYNC_EVERY) {
-		if (fdatasync(a->fd) < 0)
-			goto out;
-		a->dirty = 0;
-	}
+	if (a->sync_mode == AUDIT_SYNC_EVERY && fdatasync(a->fd) < 0)
+		goto out;
 	rc = (ssize_t)done;
 out:
 	jbuf_free(&out);
 	jbuf_free(&body);
 	return rc;
+}
+
+/*
+ * Books a write_batch() that started at seq0 and reported lost/refused;
+ * call with mu held.  On failure the writer retries, and the loss is logged
+ * loudly (at most every AUDIT_LOUD_EVERY seconds).
+ */
+static void
+account(struct audit *a, uint64_t seq0, ssize_t wrote, int err, uint64_t lost, uint64_t refused)
+{
+	a->st.written += a->seq - seq0;
+	a->st.seq = a->seq;
+	a->st.rotations = a->rotations;
+	if (wrote >= 0) {
+		if (a->broken)
+			log_crit("audit log %s: writing works again (%llu records lost, "
+			         "%llu refused meanwhile)",
+			         a->path, (unsigned long long)lost, (unsigned long long)refused);
+		a->broken = 0;
+		a->lost_pending -= lost;
+		a->refused_pending -= refused;
+		if (a->sync_mode == AUDIT_SYNC_EVERY)
+			synced(a);
+		else
+			a->dirty = 1;
+		return;
+	}
+	a->broken = 1;
+	pthread_cond_signal(&a->cv_work); /* the writer retries */
+	if (loud_due(a))
+		log_crit("audit log %s: write failed: %s; OnAuditFailure=%s "
+		         "(%llu lost, %llu refused so far)",
+		         a->path, strerror(err),
+		         a->on_fail == AUDIT_FAIL_CONTINUE ? "continue" : "tempfail",
+		         (unsigned long long)a->st.lost, (unsigned long long)a->st.refused);
+}
+
+/* Counts one record that was not written; call with mu held. */
+static enum outcome
+give_up(struct audit *a)
+{
+	if (a->on_fail == AUDIT_FAIL_TEMPFAIL) {
+		a->refused_pending++;
+		a->st.refused++;
+		return OUTCOME_TEMP;
+	}
+	a->lost_pending++;
+	a->st.lost++;
+	return OUTCOME_OK;
 }
 
 static void
@@ -586,6 +678,36 @@ qent_pop(struct audit *a, size_t n, int ok)
 	}
 }
 
+/* Interval sync, on a duplicate of the descriptor so writers go on meanwhile. */
+static void
+writer_sync(struct audit *a)
+{
+	int fd;
+
+	token_take(a);
+	fd = a->fd >= 0 ? dup(a->fd) : -1;
+	synced(a);
+	token_give(a);
+	pthread_mutex_unlock(&a->mu);
+	if (fd >= 0) {
+		do_sync(a, fd);
+		close(fd);
+	}
+	pthread_mutex_lock(&a->mu);
+}
+
+static void
+writer_reopen(struct audit *a)
+{
+	token_take(a);
+	pthread_mutex_unlock(&a->mu);
+	do_sync(a, a->fd);
+	file_reopen(a);
+	pthread_mutex_lock(&a->mu);
+	synced(a);
+	token_give(a);
+}
+
 static void *
 writer_main(void *arg)
 {
@@ -593,82 +715,53 @@ writer_main(void *arg)
 	struct qent batch[AUDIT_BATCH];
 	struct timespec dl;
 	size_t n;
-	uint64_t lost, refused;
-	int loud;
+	uint64_t lost, refused, seq0;
+	ssize_t wrote;
+	int err;
 
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
-		while (a->qcount == 0 && !a->stop && !atomic_load(&a->reopen) &&
+		while (a->qcount == 0 && !a->stop && !atomic_load(&a->reopen) && !sync_due(a) &&
 		       !(a->broken && a->refused_pending + a->lost_pending > 0)) {
 			clock_gettime(CLOCK_REALTIME, &dl);
 			dl.tv_sec += 1; /* polls for audit_reopen() and interval syncs */
 			pthread_cond_timedwait(&a->cv_work, &a->mu, &dl);
-			if (a->dirty && a->sync_mode == AUDIT_SYNC_INTERVAL) {
-				clock_gettime(CLOCK_MONOTONIC, &dl);
-				if (dl.tv_sec - a->last_sync.tv_sec >= (time_t)a->sync_interval) {
-					pthread_mutex_unlock(&a->mu);
-					do_sync(a);
-					pthread_mutex_lock(&a->mu);
-				}
-			}
 		}
-		if (atomic_exchange(&a->reopen, 0)) {
-			pthread_mutex_unlock(&a->mu);
-			if (a->dirty)
-				do_sync(a);
-			file_reopen(a);
-			pthread_mutex_lock(&a->mu);
-		}
+		if (atomic_exchange(&a->reopen, 0))
+			writer_reopen(a);
+		if (sync_due(a))
+			writer_sync(a);
 		if (a->qcount == 0 && a->stop)
 			break;
+		if (a->qcount == 0 && !(a->broken && a->refused_pending + a->lost_pending > 0))
+			continue;
+		token_take(a);
 		n = a->qcount < AUDIT_BATCH ? a->qcount : AUDIT_BATCH;
 		for (size_t i = 0; i < n; i++)
 			batch[i] = a->q[(a->qhead + i) % a->qcap];
 		lost = a->lost_pending;
 		refused = a->refused_pending;
+		seq0 = a->seq;
 		pthread_mutex_unlock(&a->mu);
 
-		uint64_t seq0 = a->seq;
-		ssize_t wrote = write_batch(a, batch, n, lost, refused);
-		int err = errno;
+		wrote = write_batch(a, batch, n, lost, refused);
+		err = errno;
 
 		pthread_mutex_lock(&a->mu);
-		a->st.written += a->seq - seq0;
-		a->st.seq = a->seq;
-		a->st.rotations = a->rotations;
-		if (wrote >= 0) {
-			if (a->broken)
-				log_crit("audit log %s: writing works again (%llu records lost, "
-				         "%llu refused meanwhile)",
-				         a->path, (unsigned long long)lost,
-				         (unsigned long long)refused);
-			a->broken = 0;
-			a->lost_pending -= lost;
-			a->refused_pending -= refused;
+		token_give(a);
+		/* Every-record emitters learn of a failure and answer for their
+		 * mail; otherwise, in continue mode, drop and count.  In tempfail
+		 * mode the records stay queued for a retry. */
+		if (wrote < 0 &&
+		    (a->sync_mode == AUDIT_SYNC_EVERY || a->on_fail == AUDIT_FAIL_CONTINUE)) {
+			for (size_t i = 0; i < n; i++)
+				give_up(a);
+			qent_pop(a, n, 0);
+		}
+		account(a, seq0, wrote, err, lost, refused);
+		if (wrote >= 0)
 			qent_pop(a, (size_t)wrote, 1);
-		} else {
-			a->broken = 1;
-			loud = loud_due(a);
-			if (a->sync_mode == AUDIT_SYNC_EVERY || a->on_fail == AUDIT_FAIL_CONTINUE) {
-				/* Every-record emitters learn of the failure and answer for
-				 * their mail; otherwise, in continue mode, drop and count. */
-				if (a->on_fail == AUDIT_FAIL_CONTINUE) {
-					a->lost_pending += n;
-					a->st.lost += n;
-				} else {
-					a->refused_pending += n;
-					a->st.refused += n;
-				}
-				qent_pop(a, n, 0);
-			}
-			if (loud)
-				log_crit("audit log %s: write failed: %s; OnAuditFailure=%s "
-				         "(%llu lost, %llu refused so far)",
-				         a->path, strerror(err),
-				         a->on_fail == AUDIT_FAIL_CONTINUE ? "continue"
-				                                           : "tempfail",
-				         (unsigned long long)a->st.lost,
-				         (unsigned long long)a->st.refused);
+		else {
 			/* Back off before retrying, unless we are asked to stop. */
 			if (!a->stop) {
 				clock_gettime(CLOCK_REALTIME, &dl);
@@ -682,36 +775,28 @@ writer_main(void *arg)
 			}
 		}
 		pthread_cond_broadcast(&a->cv_done);
-		/* Under steady load the queue never drains; sync on schedule anyway. */
-		if (a->dirty && a->sync_mode == AUDIT_SYNC_INTERVAL) {
-			clock_gettime(CLOCK_MONOTONIC, &dl);
-			if (dl.tv_sec - a->last_sync.tv_sec >= (time_t)a->sync_interval) {
-				pthread_mutex_unlock(&a->mu);
-				do_sync(a);
-				pthread_mutex_lock(&a->mu);
-			}
-		}
 	}
-	pthread_mutex_unlock(&a->mu);
 
 	/* Shutdown: a last record, then sync. */
 	struct jbuf b;
 	jbuf_init(&b);
 	body_start(a, &b, "log-close");
 	struct qent last = {b.p, b.len, NULL};
-	pthread_mutex_lock(&a->mu);
+	token_take(a);
 	lost = a->lost_pending;
 	refused = a->refused_pending;
-	uint64_t seq_end = a->seq;
+	seq0 = a->seq;
 	pthread_mutex_unlock(&a->mu);
-	if (a->fd >= 0 && write_batch(a, &last, 1, lost, refused) >= 0) {
-		do_sync(a);
-		pthread_mutex_lock(&a->mu);
-		a->st.written += a->seq - seq_end;
-		a->st.seq = a->seq;
-		pthread_mutex_unlock(&a->mu);
-	} else
+	wrote = a->fd >= 0 ? write_batch(a, &last, 1, lost, refused) : -1;
+	if (wrote >= 0)
+		do_sync(a, a->fd);
+	else
 		log_crit("audit log %s: cannot write the closing record", a->path);
+	pthread_mutex_lock(&a->mu);
+	a->st.written += a->seq - seq0;
+	a->st.seq = a->seq;
+	token_give(a);
+	pthread_mutex_unlock(&a->mu);
 	jbuf_free(&b);
 	return NULL;
 }
@@ -748,6 +833,7 @@ audit_open(const struct config *cfg, struct errbuf *eb)
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_cond_init(&a->cv_work, NULL);
 	pthread_cond_init(&a->cv_done, NULL);
+	pthread_cond_init(&a->cv_token, NULL);
 	if (file_open(a, 0, eb) < 0)
 		goto fail;
 	a->open_reason = "start";
@@ -763,6 +849,7 @@ fail:
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv_work);
 	pthread_cond_destroy(&a->cv_done);
+	pthread_cond_destroy(&a->cv_token);
 	free(a->q);
 	free(a->path);
 	free(a->node);
@@ -786,14 +873,7 @@ audit_emit(struct audit *a, const struct audit_event *ev)
 	pthread_mutex_lock(&a->mu);
 	if (a->stop || (a->broken && a->on_fail == AUDIT_FAIL_TEMPFAIL) || a->qcount == a->qcap) {
 		full = a->qcount == a->qcap;
-		if (a->on_fail == AUDIT_FAIL_TEMPFAIL) {
-			a->refused_pending++;
-			a->st.refused++;
-			rc = OUTCOME_TEMP;
-		} else {
-			a->lost_pending++;
-			a->st.lost++;
-		}
+		rc = give_up(a);
 		loud = loud_due(a);
 		pthread_mutex_unlock(&a->mu);
 		if (loud)
@@ -804,25 +884,57 @@ audit_emit(struct audit *a, const struct audit_event *ev)
 		free(b.p);
 		return rc;
 	}
+	if (!a->busy && a->qcount == 0 && !a->broken && !atomic_load(&a->reopen)) {
+		/* The file is free: write the record here and now. */
+		struct qent e = {b.p, b.len, NULL};
+		uint64_t lost = a->lost_pending, refused = a->refused_pending, seq0 = a->seq;
+		ssize_t wrote;
+		int err;
+
+		a->busy = 1;
+		pthread_mutex_unlock(&a->mu);
+		wrote = write_batch(a, &e, 1, lost, refused);
+		err = errno;
+		pthread_mutex_lock(&a->mu);
+		token_give(a);
+		if (wrote < 0)
+			rc = give_up(a);
+		account(a, seq0, wrote, err, lost, refused);
+		pthread_mutex_unlock(&a->mu);
+		free(b.p);
+		return rc;
+	}
+	/*
+	 * The file is busy (another record, a rotation, a retry): queue for the
+	 * writer and wait until the record is written, as above.  Only a write
+	 * stalled beyond AUDIT_WAIT_MS lets the message go on first (not with
+	 * every-record); the record stays queued, so nothing is lost unless the
+	 * daemon dies meanwhile.
+	 */
 	struct qent *e = &a->q[(a->qhead + a->qcount) % a->qcap];
+	uint64_t mine = a->enq;
+	struct timespec dl;
+
 	e->body = b.p;
 	e->len = b.len;
-	e->w = a->sync_mode == AUDIT_SYNC_EVERY ? &w : NULL;
+	e->w = &w;
 	a->qcount++;
 	a->enq++;
-	/*
-	 * The writer is woken for every record.  Letting records linger to
-	 * batch the wake-ups saves a few percent of CPU but widens the window
-	 * in which a killed daemon has accepted a signed message whose record
-	 * is still only in memory; the kill -9 fault test counts them.
-	 */
 	pthread_cond_signal(&a->cv_work);
-	if (e->w != NULL) {
-		while (!w.done)
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_nsec += AUDIT_WAIT_MS * 1000000L;
+	dl.tv_sec += dl.tv_nsec / 1000000000L;
+	dl.tv_nsec %= 1000000000L;
+	while (!w.done) {
+		if (a->sync_mode == AUDIT_SYNC_EVERY)
 			pthread_cond_wait(&a->cv_done, &a->mu);
-		if (!w.ok && a->on_fail == AUDIT_FAIL_TEMPFAIL)
-			rc = OUTCOME_TEMP;
+		else if (pthread_cond_timedwait(&a->cv_done, &a->mu, &dl) == ETIMEDOUT && !w.done) {
+			a->q[(a->qhead + (mine - a->deq)) % a->qcap].w = NULL;
+			break;
+		}
 	}
+	if (w.done && !w.ok && a->on_fail == AUDIT_FAIL_TEMPFAIL)
+		rc = OUTCOME_TEMP;
 	pthread_mutex_unlock(&a->mu);
 	return rc;
 }
@@ -857,6 +969,7 @@ audit_stats(struct audit *a, struct audit_stats *out)
 		return;
 	pthread_mutex_lock(&a->mu);
 	*out = a->st;
+	out->writing = (unsigned)a->busy;
 	pthread_mutex_unlock(&a->mu);
 }
 
@@ -875,6 +988,7 @@ audit_close(struct audit *a)
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv_work);
 	pthread_cond_destroy(&a->cv_done);
+	pthread_cond_destroy(&a->cv_token);
 	for (size_t i = 0; i < a->qcount; i++)
 		free(a->q[(a->qhead + i) % a->qcap].body);
 	free(a->q);

@@ -5,13 +5,16 @@
  * is detected by `smimegw-audit verify`.  The chain continues across
  * restarts, rotation (AuditRotateSize/AuditRotateDaily) and audit_reopen().
  *
- * audit_emit() only formats the record and queues it; one writer thread
- * batches the queue into writev() calls and syncs per AuditSync.  With
- * AuditSync every-record, audit_emit() returns only once the record is on
- * disk.  If the queue is full or the disk fails, OnAuditFailure decides:
- * tempfail -> audit_emit returns OUTCOME_TEMP (and queued records are kept
- * and retried), continue -> the record is dropped, counted, and a
- * "records-lost" record says how many once writing works again.
+ * audit_emit() formats the record and, when the file is free, appends it
+ * with one write(2) before returning, so a killed daemon has written the
+ * record of every message it answered.  When another record is being
+ * written it queues the record for the writer thread instead (which also
+ * syncs per AuditSync, reopens and retries).  With AuditSync every-record,
+ * audit_emit() returns only once the record is on disk.  If the queue is
+ * full or the disk fails, OnAuditFailure decides: tempfail -> audit_emit
+ * returns OUTCOME_TEMP (queued records are kept and retried), continue ->
+ * the record is dropped, counted, and a "records-lost" record says how many
+ * once writing works again.
  *
  * Field reference: contrib/audit-format.md.  Never put message content or
  * key material into an event.
@@ -96,6 +99,7 @@ struct audit_stats {
 	uint64_t refused; /* audit_emit calls that returned OUTCOME_TEMP */
 	uint64_t seq;     /* last sequence number written */
 	uint64_t rotations;
+	unsigned writing; /* 1 while a record is being written: a hung disk shows here */
 };
 void audit_stats(struct audit *a, struct audit_stats *out);
 /* Blocks until everything queued so far was written (or failed). Tests. */

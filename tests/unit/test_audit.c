@@ -569,6 +569,13 @@ concurrent(int sync, int nthreads, int per)
 		cr_assert_eq(pthread_join(th[t], &res), 0);
 		cr_assert_null(res, "emit failed");
 	}
+	/* Every record is in the file once its audit_emit returned, in every
+	 * AuditSync mode: a daemon killed now would have lost none. */
+	struct lines before = read_lines(c->audit_log);
+	int written = 0;
+	for (size_t i = 0; i < before.n; i++)
+		written += strcmp(get(before.v[i], "event"), "verify") == 0;
+	cr_assert_eq(written, nthreads * per, "records still only in memory after audit_emit");
 	audit_close(a);
 	struct lines l = read_lines(c->audit_log);
 	char prev[AUDIT_HASH_HEX] = AUDIT_GENESIS;
@@ -609,12 +616,28 @@ Test(writer, concurrent_emitters_every_record)
 	concurrent(AUDIT_SYNC_EVERY, 3, 40);
 }
 
-/* A FIFO whose reader we control stalls the writer, so the queue fills. */
+static void *
+emit_once(void *p)
+{
+	struct audit_event ev;
+
+	ev_fill(&ev, NULL);
+	return audit_emit(p, &ev) == OUTCOME_OK ? NULL : (void *)1;
+}
+
+/*
+ * A FIFO whose reader we control, filled to the brim, stalls the disk: one
+ * emitter (*blocker) hangs in write(2) holding the file, so records of
+ * everyone else are queued until the queue is full.
+ */
 static struct audit *
-stalled(struct config *c, int *rfd)
+stalled(struct config *c, int *rfd, pthread_t *blocker)
 {
 	struct errbuf eb;
+	struct audit_stats st;
 	struct audit *a;
+	char junk[4096];
+	int wfd, i;
 
 	cr_assert_eq(mkfifo(c->audit_log, 0600), 0);
 	*rfd = open(c->audit_log, O_RDONLY | O_NONBLOCK);
@@ -622,6 +645,22 @@ stalled(struct config *c, int *rfd)
 	c->audit_queue = 16;
 	a = audit_open(c, &eb);
 	cr_assert_not_null(a, "%s", eb.msg);
+	wfd = open(c->audit_log, O_WRONLY | O_NONBLOCK);
+	cr_assert_geq(wfd, 0);
+	memset(junk, 'x', sizeof(junk));
+	while (write(wfd, junk, sizeof(junk)) > 0)
+		;
+	cr_assert_eq(errno, EAGAIN);
+	close(wfd);
+	cr_assert_eq(pthread_create(blocker, NULL, emit_once, a), 0);
+	for (i = 0; i < 5000; i++) {
+		audit_stats(a, &st);
+		if (st.writing)
+			break;
+		usleep(1000);
+	}
+	cr_assert_lt(i, 5000, "the blocked emitter never took the file");
+	usleep(20000); /* it is now inside write(2) */
 	return a;
 }
 
@@ -648,18 +687,22 @@ Test(writer, queue_full_tempfail_refuses)
 	struct audit_event ev;
 	struct audit_stats st;
 	int rfd, i;
-	struct audit *a = stalled(c, &rfd);
+	pthread_t blocker;
+	void *res;
+	struct audit *a = stalled(c, &rfd, &blocker);
 
 	ev_fill(&ev, NULL);
 	for (i = 0; i < 100000; i++)
 		if (audit_emit(a, &ev) == OUTCOME_TEMP)
 			break;
-	cr_assert_lt(i, 100000, "queue never filled");
+	cr_assert_eq(i, 16, "the queue holds AuditQueueSize records");
 	audit_stats(a, &st);
 	cr_assert_eq(st.refused, 1);
 	cr_assert_eq(st.lost, 0);
 	char *all = drain_until(rfd, "\"event\":\"records-lost\"");
 	cr_assert_not_null(strstr(all, "\"lost\":0,\"refused\":1"));
+	cr_assert_eq(pthread_join(blocker, &res), 0);
+	cr_assert_null(res, "the blocked record was written once the disk moved");
 	audit_close(a);
 	free(all);
 	close(rfd);
@@ -672,10 +715,11 @@ Test(writer, queue_full_continue_counts_and_reports_loss)
 	struct audit_event ev;
 	struct audit_stats st;
 	int rfd, i;
+	pthread_t blocker;
 	struct audit *a;
 
 	c->on_audit_failure = AUDIT_FAIL_CONTINUE;
-	a = stalled(c, &rfd);
+	a = stalled(c, &rfd, &blocker);
 	ev_fill(&ev, NULL);
 	for (i = 0; i < 100000; i++) {
 		cr_assert_eq(audit_emit(a, &ev), OUTCOME_OK);
@@ -686,6 +730,7 @@ Test(writer, queue_full_continue_counts_and_reports_loss)
 	cr_assert_lt(i, 100000, "queue never filled");
 	char *all = drain_until(rfd, "\"event\":\"records-lost\"");
 	cr_assert_not_null(strstr(all, "\"lost\":3,\"refused\":0"), "%s", all);
+	cr_assert_eq(pthread_join(blocker, NULL), 0);
 	audit_close(a);
 	free(all);
 	close(rfd);
