@@ -28,6 +28,7 @@
 #include "../src/log.h"
 #include "../src/xmalloc.h"
 #include "callbacks.h"
+#include "connio.h"
 #include "gw.h"
 #include "privs.h"
 #include "runtime.h"
@@ -285,6 +286,10 @@ main(int argc, char **argv)
 		log_warnx("cannot start the reload thread");
 		goto out;
 	}
+	/* For benchmarks: the same binary without read-ahead (milter/connio.c). */
+	if (getenv("SMIMEGW_NO_READAHEAD") != NULL)
+		connio_readahead(0);
+	connio_timeout((int)cfg->milter_timeout);
 	log_notice("smimegw %s starting on %s", PACKAGE_VERSION, cfg->socket);
 	if (smfi_main() != MI_SUCCESS)
 		log_warnx("milter listener ended with an error");
