@@ -419,6 +419,8 @@ file_rotate(struct audit *a)
 		log_warn("audit log: cannot rotate %s to %s", a->path, to);
 		goto out;
 	}
+	if (fdatasync(a->fd) < 0) /* the old file is complete on disk before the new one starts */
+		log_warn("audit log %s: fdatasync", to);
 	close(a->fd);
 	a->fd = -1;
 	if (file_open(a, 1, &eb) < 0) {
