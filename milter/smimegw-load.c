@@ -152,6 +152,36 @@ dump_file(const char *dir, uint64_t idx, const char *ext, const void *p, size_t 
 	free(path);
 }
 
+/* msg-N.edits: the verdict and every header edit, one per line, for tests. */
+static void
+dump_edits(const char *dir, uint64_t idx, const struct mproto_result *res)
+{
+	char *path = xasprintf("%s/msg-%" PRIu64 ".edits", dir, idx);
+	FILE *fp = fopen(path, "w");
+
+	if (fp == NULL) {
+		fprintf(stderr, "smimegw-load: cannot write %s: %s\n", path, strerror(errno));
+		free(path);
+		return;
+	}
+	fprintf(fp, "verdict %c at %c\n", res->verdict ? res->verdict : '-',
+	        res->stage ? res->stage : '-');
+	if (res->reply_text[0] != '\0')
+		fprintf(fp, "reply %s\n", res->reply_text);
+	for (size_t i = 0; i < res->nhdrmod; i++) {
+		const struct mproto_hdrmod *h = &res->hdrmod[i];
+		const char *op = h->op == 'h' ? "add" : h->op == 'i' ? "insert" : "change";
+		fprintf(fp, "%s %u %s: %s\n", op, (unsigned)h->index, h->name,
+		        h->value != NULL ? h->value : "");
+	}
+	fprintf(fp, "body %s\nrcpt +%u -%u\n", res->replbody ? "replaced" : "unchanged",
+	        res->naddrcpt, res->ndelrcpt);
+	if (ferror(fp))
+		fprintf(stderr, "smimegw-load: cannot write %s\n", path);
+	fclose(fp);
+	free(path);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -195,9 +225,12 @@ worker_main(void *arg)
 				report(r, idx, qid, "check failed", why);
 				atomic_fetch_add(&r->nerr, 1);
 			}
-			if (r->dump_dir != NULL && idx < DUMP_FIRST && res.replbody) {
-				dump_file(r->dump_dir, idx, "body", res.body, res.bodylen);
-				dump_file(r->dump_dir, idx, "sent", msg->body, msg->bodylen);
+			if (r->dump_dir != NULL && idx < DUMP_FIRST) {
+				dump_edits(r->dump_dir, idx, &res);
+				if (res.replbody) {
+					dump_file(r->dump_dir, idx, "body", res.body, res.bodylen);
+					dump_file(r->dump_dir, idx, "sent", msg->body, msg->bodylen);
+				}
 			}
 			if (!mproto_connected(mp))
 				on_conn = 0;
@@ -264,7 +297,8 @@ usage(FILE *fp)
 	    "  --client-addr ADDR   client address sent with CONNECT (default 127.0.0.1)\n"
 	    "  --auth USER          send {auth_authen}=USER\n"
 	    "  --check              validate replaced bodies (MIME, CMS, signatures)\n"
-	    "  --dump-dir DIR       write the first %d replaced bodies (msg-N.body, msg-N.sent)\n"
+	    "  --dump-dir DIR       for the first %d messages: verdict and header edits\n"
+	    "                       (msg-N.edits), replaced and sent bodies (msg-N.body, .sent)\n"
 	    "  --json               print the summary as one JSON object\n"
 	    "  --quiet              no progress line, no per-message error lines\n"
 	    "MB/s in counts the messages sent; MB/s out the messages as the MTA would\n"
