@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#ifdef __SSE2__
+#if defined(__x86_64__) && defined(__SSE2__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -54,19 +56,33 @@ special16(const unsigned char *c)
 #endif
 }
 
-void
-mime_scan_update(struct mime_scan *s, const void *p, size_t n)
+/* Notes MIME_BOUNDARY_MARK in n > 0 bytes, including one split across calls. */
+static void
+scan_mark(struct mime_scan *s, const unsigned char *c, size_t n)
 {
-	const unsigned char *c = p;
+	const unsigned char *p = c, *end = c + n;
+
+	while (!s->mark && (p = memchr(p, '_', (size_t)(end - p))) != NULL) {
+		if (p > c ? p[-1] == '=' : s->eq)
+			s->mark = 1;
+		p++;
+	}
+	s->eq = c[n - 1] == '=';
+}
+
+/* The general scan: any bytes, 16 at a time while nothing is pending. */
+static void
+scan_bytes(struct mime_scan *s, const unsigned char *c, size_t n)
+{
 	size_t i = 0, k;
 	unsigned m;
 	unsigned char b;
 
+	if (n == 0)
+		return;
+	scan_mark(s, c, n);
 	while (i < n) {
-		/*
-		 * Fast path, 16 bytes at a time while nothing is pending: plain
-		 * bytes only lengthen the line, and a CRLF ends it.
-		 */
+		/* Plain bytes only lengthen the line, and a CRLF ends it. */
 		if (!s->cr && n - i >= 16) {
 			m = special16(c + i);
 			if (m == 0) {
@@ -115,6 +131,132 @@ mime_scan_update(struct mime_scan *s, const void *p, size_t n)
 	}
 }
 
+#if defined(__x86_64__) && defined(__SSE2__)
+/* Bit masks over 64 bytes: CR, LF, and whether any byte is NUL/8-bit or '_'. */
+struct mask64 {
+	uint64_t cr, lf;
+	int bad, us;
+};
+
+/*
+ * One 64-byte block in the common case: no NUL or 8-bit byte and every CR
+ * (a pending one included) directly followed by LF, so only line lengths
+ * and the boundary mark remain to check.  Returns 0 if the block was not
+ * that clean and the general scan must take it.
+ */
+static inline __attribute__((always_inline)) int
+scan_block(struct mime_scan *s, const unsigned char *c, const struct mask64 *m)
+{
+	uint64_t cr63 = m->cr >> 63;
+	size_t i;
+
+	if (m->bad || ((m->cr << 1) | (uint64_t)s->cr) != m->lf)
+		return 0;
+	if (m->us)
+		scan_mark(s, c, 64);
+	else
+		s->eq = c[63] == '=';
+	if (m->lf == 0) {
+		/* A CR in the last byte waits for its LF; it is not counted. */
+		s->linelen += 64 - cr63;
+	} else {
+		i = (size_t)__builtin_ctzll(m->lf);
+		/* The CR before the first LF is not line content (it may be the pending one). */
+		if (s->linelen + i - (i > 0) > MIME_MAX_LINE)
+			s->flags |= MIME_UNSAFE_LONG;
+		s->linelen = (size_t)__builtin_clzll(m->lf) - cr63; /* after the last LF */
+	}
+	if (s->linelen > MIME_MAX_LINE)
+		s->flags |= MIME_UNSAFE_LONG;
+	s->cr = (int)cr63;
+	return 1;
+}
+
+/* SSE2 (every x86-64): four 16-byte compares per mask. */
+static inline __attribute__((always_inline)) void
+mask64_sse2(const unsigned char *c, struct mask64 *m)
+{
+	const __m128i cr = _mm_set1_epi8('\r'), lf = _mm_set1_epi8('\n'), one = _mm_set1_epi8(1),
+	              us = _mm_set1_epi8('_');
+	__m128i bad = _mm_setzero_si128(), u = _mm_setzero_si128(), v;
+	int k;
+
+	m->cr = m->lf = 0;
+	for (k = 0; k < 4; k++) {
+		v = _mm_loadu_si128((const __m128i *)(const void *)(c + 16 * k));
+		m->cr |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, cr)) << (16 * k);
+		m->lf |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)) << (16 * k);
+		/* Signed: below 1 is NUL or 0x80..0xff. */
+		bad = _mm_or_si128(bad, _mm_cmplt_epi8(v, one));
+		u = _mm_or_si128(u, _mm_cmpeq_epi8(v, us));
+	}
+	m->bad = _mm_movemask_epi8(bad);
+	m->us = _mm_movemask_epi8(u);
+}
+
+static size_t
+scan_blocks_sse2(struct mime_scan *s, const unsigned char *c, size_t n)
+{
+	struct mask64 m;
+	size_t i;
+
+	for (i = 0; n - i >= 64; i += 64) {
+		mask64_sse2(c + i, &m);
+		if (!scan_block(s, c + i, &m))
+			scan_bytes(s, c + i, 64);
+	}
+	return i;
+}
+
+/* AVX2, chosen at run time: two 32-byte compares per mask. */
+static inline __attribute__((always_inline, target("avx2"))) void
+mask64_avx2(const unsigned char *c, struct mask64 *m)
+{
+	const __m256i cr = _mm256_set1_epi8('\r'), lf = _mm256_set1_epi8('\n'),
+	              one = _mm256_set1_epi8(1), us = _mm256_set1_epi8('_');
+	__m256i a = _mm256_loadu_si256((const __m256i *)(const void *)c),
+	        b = _mm256_loadu_si256((const __m256i *)(const void *)(c + 32));
+
+	m->cr = (uint64_t)(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, cr)) |
+	        (uint64_t)(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, cr)) << 32;
+	m->lf = (uint64_t)(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, lf)) |
+	        (uint64_t)(unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, lf)) << 32;
+	/* Signed: below 1 is NUL or 0x80..0xff. */
+	m->bad = _mm256_movemask_epi8(
+	    _mm256_or_si256(_mm256_cmpgt_epi8(one, a), _mm256_cmpgt_epi8(one, b)));
+	m->us = _mm256_movemask_epi8(
+	    _mm256_or_si256(_mm256_cmpeq_epi8(a, us), _mm256_cmpeq_epi8(b, us)));
+}
+
+static __attribute__((target("avx2"))) size_t
+scan_blocks_avx2(struct mime_scan *s, const unsigned char *c, size_t n)
+{
+	struct mask64 m;
+	size_t i;
+
+	for (i = 0; n - i >= 64; i += 64) {
+		mask64_avx2(c + i, &m);
+		if (!scan_block(s, c + i, &m))
+			scan_bytes(s, c + i, 64);
+	}
+	return i;
+}
+#endif
+
+void
+mime_scan_update(struct mime_scan *s, const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	size_t i = 0;
+
+#if defined(__x86_64__) && defined(__SSE2__)
+	if (n >= 64)
+		i = __builtin_cpu_supports("avx2") ? scan_blocks_avx2(s, c, n)
+		                                   : scan_blocks_sse2(s, c, n);
+#endif
+	scan_bytes(s, c + i, n - i);
+}
+
 unsigned
 mime_scan_final(struct mime_scan *s)
 {
@@ -122,6 +264,12 @@ mime_scan_final(struct mime_scan *s)
 		s->flags |= MIME_UNSAFE_BARE_CR;
 	s->cr = 0;
 	return s->flags;
+}
+
+int
+mime_scan_marked(const struct mime_scan *s)
+{
+	return s->mark;
 }
 
 unsigned

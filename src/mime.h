@@ -31,17 +31,29 @@
 #define MIME_UNSAFE_BARE_LF 0x08u
 #define MIME_UNSAFE_LONG    0x10u /* a line over MIME_MAX_LINE octets */
 
+/*
+ * The two octets every boundary the engine makes contains.  They cannot
+ * occur in base64 or quoted-printable, and the scan notes whether content
+ * has them, so that a new boundary only needs looking for in content that
+ * does (one pass over the bytes instead of two).
+ */
+#define MIME_BOUNDARY_MARK "=_"
+
 /* Incremental 7-bit safety scanner; state carries across chunk boundaries. */
 struct mime_scan {
 	unsigned flags;
 	size_t linelen; /* octets on the current line so far */
 	int cr;         /* the previous chunk ended in CR */
+	int eq;         /* the previous chunk ended in '=' */
+	int mark;       /* MIME_BOUNDARY_MARK seen */
 };
 
 void mime_scan_init(struct mime_scan *);
 void mime_scan_update(struct mime_scan *, const void *p, size_t n);
 /* Ends the scan (a trailing CR counts as bare) and returns the MIME_UNSAFE_* flags. */
 unsigned mime_scan_final(struct mime_scan *);
+/* Whether the bytes scanned so far contain MIME_BOUNDARY_MARK. */
+int mime_scan_marked(const struct mime_scan *);
 /* One-shot scan of a buffer. */
 unsigned mime_scan_buf(const void *p, size_t n);
 

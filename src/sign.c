@@ -142,6 +142,17 @@ struct fastsign {
 	size_t attr_len[FS_MAX_ATTRS];
 	size_t nattrs;
 	EVP_PKEY_CTX *pctx; /* initialised for signing; duplicated per message */
+	/*
+	 * The whole 3-byte groups of sd_pre as they sit in every SignedData
+	 * (at mid_off, a multiple of 3), and their base64 as it appears in
+	 * the encoding of the whole DER (line breaks included).
+	 */
+	size_t mid_off;
+	const unsigned char *mid; /* points into sd_pre */
+	size_t mid_len;
+	char *mid_b64;
+	size_t mid_b64_len;
+	unsigned mid_col; /* the encoder's output column after mid_b64 */
 };
 
 static const unsigned char oid_signed_data[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
@@ -161,6 +172,7 @@ fastsign_free(struct fastsign *f)
 	free(f->sd_pre);
 	free(f->si_pre);
 	free(f->sigalg);
+	free(f->mid_b64);
 	for (i = 0; i < f->nattrs; i++)
 		free(f->attr[i]);
 	EVP_PKEY_CTX_free(f->pctx);
@@ -269,6 +281,12 @@ fastsign_parse(struct fastsign *f, const unsigned char *der, size_t derlen)
 	f->sd_pre_len = (size_t)(last - sd);
 	f->sd_pre = xmalloc(f->sd_pre_len);
 	memcpy(f->sd_pre, sd, f->sd_pre_len);
+	/* fast_finish puts sd_pre where the CMS code did (the headers before it are as long). */
+	f->mid_off = ((size_t)(sd - der) + 2) / 3 * 3;
+	f->mid = f->sd_pre + (f->mid_off - (size_t)(sd - der));
+	f->mid_len = f->sd_pre_len > f->mid_off - (size_t)(sd - der)
+	                 ? (f->sd_pre_len - (f->mid_off - (size_t)(sd - der))) / 3 * 3
+	                 : 0;
 	/* Exactly one SignerInfo. */
 	(void)tlv(last, sd_end, &tag, &hl, &len);
 	q = last + hl;
@@ -310,6 +328,43 @@ fastsign_parse(struct fastsign *f, const unsigned char *der, size_t derlen)
 	return 0;
 }
 
+/* Encodes the constant middle once, starting at the column it has in a whole encoding. */
+static void
+fastsign_mid_b64(struct fastsign *f)
+{
+	struct b64enc e;
+
+	if (f->mid_len == 0)
+		return;
+	b64enc_init(&e);
+	e.col = (unsigned)(f->mid_off / 3 * 4 % B64_LINE);
+	/* Starting mid-line adds at most one line break. */
+	f->mid_b64 = xmalloc(b64_encoded_len(f->mid_len) + 4);
+	f->mid_b64_len = b64enc_update(&e, f->mid, f->mid_len, f->mid_b64);
+	f->mid_col = e.col;
+}
+
+size_t
+signer_b64(const struct signer *s, const unsigned char *der, size_t derlen, char *out)
+{
+	const struct fastsign *f = s != NULL ? s->fast : NULL;
+	struct b64enc e;
+	size_t o, end;
+
+	if (f == NULL || f->mid_b64 == NULL || derlen < f->mid_off + f->mid_len ||
+	    memcmp(der + f->mid_off, f->mid, f->mid_len) != 0)
+		return b64_encode(der, derlen, out);
+	/* The same bytes at the same offset: the same text (mid_off is a multiple of 3). */
+	end = f->mid_off + f->mid_len;
+	b64enc_init(&e);
+	o = b64enc_update(&e, der, f->mid_off, out);
+	memcpy(out + o, f->mid_b64, f->mid_b64_len);
+	o += f->mid_b64_len;
+	e.col = f->mid_col;
+	o += b64enc_update(&e, der + end, derlen - end, out + o);
+	return o + b64enc_final(&e, out + o);
+}
+
 /*
  * Prepares the direct path: a template SignedData from the CMS path (over
  * no content) and a key context set up like the one CMS uses.  Returns
@@ -330,6 +385,7 @@ fastsign_new(struct signer *s)
 		goto out;
 	if (fastsign_parse(f, der, derlen) < 0)
 		goto out;
+	fastsign_mid_b64(f);
 	if ((f->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, s->key, NULL)) == NULL ||
 	    EVP_PKEY_sign_init(f->pctx) <= 0 || EVP_PKEY_CTX_set_signature_md(f->pctx, s->md) <= 0)
 		goto out;
@@ -711,6 +767,9 @@ out:
 	return rc;
 }
 
+/* Random octets in a boundary (144 bits, hex-encoded). */
+#define BOUNDARY_RANDOM 18
+
 /* Whether needle occurs anywhere in the list's bytes (across segment joins too). */
 static int
 iolist_contains(const struct iolist *l, const char *needle, size_t nl)
@@ -744,10 +803,32 @@ iolist_contains(const struct iolist *l, const char *needle, size_t nl)
 	return 0;
 }
 
+/*
+ * Writes a boundary made of rnd into boundary (at least 64 bytes) and the
+ * delimiter "\r\n--boundary" into delim (at least 80); returns the
+ * delimiter's length.
+ */
+static size_t
+boundary_make(const unsigned char rnd[BOUNDARY_RANDOM], char *boundary, char *delim)
+{
+	static const char hex[] = "0123456789abcdef",
+	                  prefix[] = "----" MIME_BOUNDARY_MARK "smimegw_";
+	size_t i, n = sizeof(prefix) - 1;
+
+	memcpy(boundary, prefix, n);
+	for (i = 0; i < BOUNDARY_RANDOM; i++) {
+		boundary[n++] = hex[rnd[i] >> 4];
+		boundary[n++] = hex[rnd[i] & 15];
+	}
+	boundary[n] = '\0';
+	memcpy(delim, "\r\n--", 4);
+	memcpy(delim + 4, boundary, n + 1);
+	return n + 4;
+}
+
 enum outcome
 sign_build_multipart(const struct msgbuf *mb, const struct mime_split *sp, struct iolist *entity,
-                     enum sign_digest digest, const unsigned char *der, size_t derlen,
-                     struct rewrite **out, struct errbuf *eb)
+                     const struct sign_part *sig, struct rewrite **out, struct errbuf *eb)
 {
 	static const char preamble[] =
 	    "This is a cryptographically signed message in MIME format.\r\n\r\n";
@@ -757,38 +838,38 @@ sign_build_multipart(const struct msgbuf *mb, const struct mime_split *sp, struc
 	    "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n"
 	    "Content-Description: S/MIME Cryptographic Signature\r\n\r\n";
 	struct rewrite *r = rewrite_new();
-	unsigned char rnd[18];
+	unsigned char rnd[BOUNDARY_RANDOM];
 	char boundary[64], delim[80], *ct = NULL, *b64 = NULL;
 	enum outcome rc = OUTCOME_TEMP;
-	size_t i, n, blen;
+	size_t i, n, blen, dlen;
 	unsigned tries;
 	const void *p;
-	static const char hex[] = "0123456789abcdef";
 
 	*out = NULL;
 	r->keep = entity;
 	/*
-	 * "=_" cannot occur in base64 nor start a QP line, and 144 random
-	 * bits make a collision with anything else practically impossible;
-	 * still, look.
+	 * The first candidate comes from the end of the signature value, which
+	 * no one can know before the message is signed (it covers the entity
+	 * and, for ECDSA and PSS, a random nonce) and which the message shows
+	 * anyway; later ones from RAND_bytes.  Every candidate contains
+	 * MIME_BOUNDARY_MARK ("=_" cannot occur in base64 nor in
+	 * quoted-printable), so in an entity without the mark none can occur
+	 * and there is nothing to look for; otherwise look.
 	 */
 	for (tries = 0;; tries++) {
 		if (tries == 4) {
 			err_set(eb, "sign: no boundary absent from the content");
 			goto out;
 		}
-		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		if (tries == 0 && sig->derlen >= 64) {
+			memcpy(rnd, sig->der + sig->derlen - sizeof(rnd), sizeof(rnd));
+		} else if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 			err_openssl(eb, "sign: RAND_bytes");
 			goto out;
 		}
-		n = (size_t)snprintf(boundary, sizeof(boundary), "----=_smimegw_");
-		for (i = 0; i < sizeof(rnd); i++) {
-			boundary[n++] = hex[rnd[i] >> 4];
-			boundary[n++] = hex[rnd[i] & 15];
-		}
-		boundary[n] = '\0';
-		(void)snprintf(delim, sizeof(delim), "\r\n--%s", boundary);
-		if (!iolist_contains(entity, delim + 2, strlen(delim) - 2))
+		dlen = boundary_make(rnd, boundary, delim);
+		/* The boundary itself, not just "--boundary": stricter than RFC 2046 needs. */
+		if ((tries == 0 && sig->unmarked) || !iolist_contains(entity, boundary, dlen - 4))
 			break;
 	}
 
@@ -797,31 +878,31 @@ sign_build_multipart(const struct msgbuf *mb, const struct mime_split *sp, struc
 	rewrite_mime_version(r, mb);
 	ct = xasprintf("multipart/signed; protocol=\"application/pkcs7-signature\"; "
 	               "micalg=%s; boundary=\"%s\"",
-	               sign_micalg(digest), boundary);
+	               sign_micalg(sig->digest), boundary);
 	rewrite_add(r, HDR_ADD, "Content-Type", 0, ct);
 
 	/* Body: everything but the boundaries and the signature is referenced. */
 	r->body = iolist_new();
 	iolist_add_ref(r->body, preamble, sizeof(preamble) - 1);
-	iolist_add_copy(r->body, delim + 2, strlen(delim) - 2);
+	iolist_add_copy(r->body, delim + 2, dlen - 2);
 	iolist_add_ref(r->body, "\r\n", 2);
 	for (i = 0; i < iolist_count(entity); i++) {
 		p = iolist_get(entity, i, &n);
 		iolist_add_ref(r->body, p, n);
 	}
-	iolist_add_copy(r->body, delim, strlen(delim));
+	iolist_add_copy(r->body, delim, dlen);
 	iolist_add_ref(r->body, "\r\n", 2);
 	iolist_add_ref(r->body, sighdr, sizeof(sighdr) - 1);
-	if ((blen = b64_encoded_len(derlen)) == (size_t)-1) {
+	if ((blen = b64_encoded_len(sig->derlen)) == (size_t)-1) {
 		err_set(eb, "sign: signature too large");
 		rc = OUTCOME_PERM;
 		goto out;
 	}
 	b64 = xmalloc(blen + 1);
-	blen = b64_encode(der, derlen, b64);
+	blen = signer_b64(sig->signer, sig->der, sig->derlen, b64);
 	iolist_add_owned(r->body, b64, blen);
 	b64 = NULL;
-	iolist_add_copy(r->body, delim + 2, strlen(delim) - 2);
+	iolist_add_copy(r->body, delim + 2, dlen - 2);
 	iolist_add_ref(r->body, "--\r\n", 4);
 	*out = r;
 	r = NULL;

@@ -79,15 +79,38 @@ enum outcome sign_iolist(const struct signer *, const struct iolist *, unsigned 
                          size_t *derlen, struct errbuf *);
 
 /*
+ * The signature for sign_build_multipart, and what the caller's scan knows
+ * about the entity.
+ */
+struct sign_part {
+	const unsigned char *der; /* the SignedData */
+	size_t derlen;
+	enum sign_digest digest;     /* for micalg= */
+	const struct signer *signer; /* the one that made der, or NULL: with it, the constant
+	                                part of der has its base64 ready */
+	int unmarked; /* the entity has no MIME_BOUNDARY_MARK (mime_scan_marked() was 0), so
+	                 no boundary the engine makes can occur in it: no search */
+};
+
+/*
  * Builds the multipart/signed rewrite: deletes of every top-level Content-*
  * field (sp, from mime_split_headers), MIME-Version: 1.0 ensured, a new
  * Content-Type, and a body of preamble, the entity (its segments referred
  * to, not copied), and the base64 signature part.  Takes ownership of
- * entity (kept alive in the rewrite).  A random boundary is checked
- * against the entity.  The msgbuf must outlive the rewrite.
+ * entity (kept alive in the rewrite).  The boundary is unpredictable (taken
+ * from the signature value, random on a retry) and never occurs in the
+ * entity.  The msgbuf must outlive the rewrite.
  */
 enum outcome sign_build_multipart(const struct msgbuf *, const struct mime_split *sp,
-                                  struct iolist *entity, enum sign_digest, const unsigned char *der,
-                                  size_t derlen, struct rewrite **out, struct errbuf *);
+                                  struct iolist *entity, const struct sign_part *,
+                                  struct rewrite **out, struct errbuf *);
+
+/*
+ * Base64 (b64_encode layout) of der into out (b64_encoded_len(derlen)
+ * bytes); returns the bytes written.  The part every SignedData of this
+ * signer shares (SignedData header fields and certificates) is copied from
+ * text encoded once in signer_new.  s may be NULL.
+ */
+size_t signer_b64(const struct signer *s, const unsigned char *der, size_t derlen, char *out);
 
 #endif

@@ -74,6 +74,7 @@ signjob_finish(struct signjob *job, struct rewrite **out, struct signjob_info *i
                struct errbuf *eb)
 {
 	struct mime_reencode_info ri;
+	struct sign_part part = {NULL, 0, signer_digest(job->signer), job->signer, 0};
 	struct iolist *entity = NULL;
 	unsigned char *der = NULL;
 	size_t derlen = 0;
@@ -86,6 +87,8 @@ signjob_finish(struct signjob *job, struct rewrite **out, struct signjob_info *i
 			goto out;
 		entity = iolist_new();
 		mime_entity_refs(job->mb, &job->split, entity);
+		/* The scan saw every byte of this entity. */
+		part.unmarked = !mime_scan_marked(&job->scan);
 	} else {
 		sign_ctx_free(job->ctx);
 		job->ctx = NULL;
@@ -98,8 +101,9 @@ signjob_finish(struct signjob *job, struct rewrite **out, struct signjob_info *i
 			goto out;
 	}
 	info->sig_len = derlen;
-	rc = sign_build_multipart(job->mb, &job->split, entity, signer_digest(job->signer), der,
-	                          derlen, out, eb);
+	part.der = der;
+	part.derlen = derlen;
+	rc = sign_build_multipart(job->mb, &job->split, entity, &part, out, eb);
 	if (rc == OUTCOME_OK) {
 		entity = NULL; /* owned by the rewrite now */
 		info->body_len = iolist_total((*out)->body);

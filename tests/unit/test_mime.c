@@ -332,6 +332,136 @@ Test(mime, scan_across_chunks)
 	cr_assert_eq(mime_scan_final(&s), MIME_UNSAFE_LONG, "999 octets is too long");
 }
 
+/* The scan's definition, one byte at a time: flags and whether "=_" occurs. */
+static unsigned
+scan_reference(const unsigned char *c, size_t n, int *marked)
+{
+	unsigned flags = 0;
+	size_t i, linelen = 0;
+	int cr = 0;
+
+	*marked = 0;
+	for (i = 0; i < n; i++) {
+		unsigned char b = c[i];
+
+		if (i > 0 && c[i - 1] == '=' && b == '_')
+			*marked = 1;
+		if (cr) {
+			cr = 0;
+			if (b == '\n') {
+				linelen = 0;
+				continue;
+			}
+			flags |= MIME_UNSAFE_BARE_CR;
+			linelen++;
+		}
+		if (b == '\r') {
+			cr = 1;
+			continue;
+		}
+		if (b == '\n') {
+			flags |= MIME_UNSAFE_BARE_LF;
+			linelen = 0;
+			continue;
+		}
+		if (b >= 0x80)
+			flags |= MIME_UNSAFE_8BIT;
+		else if (b == 0)
+			flags |= MIME_UNSAFE_NUL;
+		if (++linelen > MIME_MAX_LINE)
+			flags |= MIME_UNSAFE_LONG;
+	}
+	if (cr)
+		flags |= MIME_UNSAFE_BARE_CR;
+	return flags;
+}
+
+/*
+ * The block-wise scan (64 bytes at a time, SIMD) against the reference on
+ * random content cut into random chunks: mostly clean CRLF text with
+ * lines near the limit, and now and then a bare CR or LF, a NUL, an 8-bit
+ * byte or the boundary mark, anywhere, chunk joins included.
+ */
+Test(mime, scan_matches_bytewise_reference)
+{
+	static unsigned char buf[8192];
+	unsigned long x = 12345;
+	unsigned iter, want, got;
+	size_t n, i, off, k, col;
+	struct mime_scan s;
+	int wmark;
+
+	for (iter = 0; iter < 4000; iter++) {
+		unsigned rare = iter % 8; /* which unusual byte this round may use */
+		size_t linemax;
+
+		x = x * 6364136223846793005UL + 1442695040888963407UL;
+		n = (size_t)(x >> 33) % sizeof(buf);
+		linemax =
+		    iter % 3 == 0 ? 990 + (size_t)(x >> 20) % 20 : 1 + (size_t)(x >> 24) % 120;
+		for (i = 0, col = 0; i < n; i++) {
+			x = x * 6364136223846793005UL + 1442695040888963407UL;
+			k = (size_t)(x >> 40) % 4000;
+			if (col >= linemax && i + 1 < n) {
+				buf[i++] = '\r';
+				buf[i] = '\n';
+				col = 0;
+				continue;
+			}
+			col++;
+			if (k == 0 && rare == 1)
+				buf[i] = '\r';
+			else if (k == 0 && rare == 2)
+				buf[i] = '\n';
+			else if (k == 0 && rare == 3)
+				buf[i] = 0;
+			else if (k == 0 && rare == 4)
+				buf[i] = 0xc3;
+			else if (k < 40 && rare >= 5)
+				buf[i] = "=_="[k % 3];
+			else
+				buf[i] = (unsigned char)('a' + k % 26);
+		}
+		want = scan_reference(buf, n, &wmark);
+		mime_scan_init(&s);
+		for (off = 0; off < n; off += k) {
+			x = x * 6364136223846793005UL + 1442695040888963407UL;
+			k = iter % 2 ? 1 + (size_t)(x >> 40) % 200 : 1 + (size_t)(x >> 40) % 3000;
+			if (k > n - off)
+				k = n - off;
+			mime_scan_update(&s, buf + off, k);
+		}
+		got = mime_scan_final(&s);
+		cr_assert_eq(got, want, "round %u (%zu bytes): flags %#x, want %#x", iter, n, got,
+		             want);
+		cr_assert_eq(mime_scan_marked(&s), wmark, "round %u: mark", iter);
+	}
+}
+
+Test(mime, scan_notes_boundary_mark_across_chunks)
+{
+	struct mime_scan s;
+	char big[200];
+
+	mime_scan_init(&s);
+	mime_scan_update(&s, "a=b_c\r\n", 7);
+	cr_assert_not(mime_scan_marked(&s));
+	mime_scan_update(&s, "x=", 2);
+	mime_scan_update(&s, "_y\r\n", 4);
+	cr_assert(mime_scan_marked(&s), "\"=_\" split over two chunks");
+	memset(big, 'q', sizeof(big));
+	memcpy(big + 130, "=_", 2);
+	mime_scan_init(&s);
+	mime_scan_update(&s, big, sizeof(big));
+	cr_assert(mime_scan_marked(&s), "inside a 64-byte block");
+	mime_scan_init(&s);
+	mime_scan_update(&s, big, 128);
+	cr_assert_not(mime_scan_marked(&s));
+	mime_scan_update(&s, "=", 1);
+	mime_scan_update(&s, "_", 1);
+	cr_assert(mime_scan_marked(&s));
+}
+
 Test(mime, ctype_parse)
 {
 	struct mime_ctype ct;

@@ -22,7 +22,9 @@
 #include "src/iolist.h"
 #include "src/mime.h"
 #include "src/msgbuf.h"
+#include "src/b64.h"
 #include "src/sign.h"
+#include "src/signjob.h"
 
 struct pki {
 	char dir[64];
@@ -192,20 +194,24 @@ sign_streaming(const struct signer *s, const struct msgbuf *mb, const struct mim
 	sign_ctx_free(c);
 }
 
+/*
+ * Takes the rewrite in r->rw apart: boundary, entity, signature part (its
+ * base64 decoded into r->der when r->der is not set yet), CMS structure.
+ */
 static void
-build_and_parse(const struct msgbuf *mb, const struct mime_split *sp, struct iolist *entity,
-                enum sign_digest dg, struct result *r)
+parse_rewrite(struct result *r, enum sign_digest dg)
 {
 	static const char ctpfx[] =
 	    "multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=";
-	struct errbuf eb;
+	static const char sighdr[] =
+	    "Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n"
+	    "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n";
 	const struct hdr_edit *ct;
 	const char *b;
 	char delim[120];
-	const unsigned char *s, *e, *q;
+	const unsigned char *s, *e, *q, *sb;
 
-	cr_assert_eq(sign_build_multipart(mb, sp, entity, dg, r->der, r->derlen, &r->rw, &eb),
-	             OUTCOME_OK, "%s", eb.msg);
 	ct = &r->rw->edits[r->rw->nedits - 1];
 	cr_assert_eq(ct->op, HDR_ADD);
 	cr_assert_str_eq(ct->name, "Content-Type");
@@ -226,22 +232,64 @@ build_and_parse(const struct msgbuf *mb, const struct mime_split *sp, struct iol
 	e = memmem(r->entity, r->blen - (size_t)(r->entity - r->body), delim, strlen(delim));
 	cr_assert(e != NULL);
 	r->elen = (size_t)(e - r->entity);
-	cr_assert(memmem(e, r->blen - (size_t)(e - r->body),
-	                 "Content-Type: application/pkcs7-signature; name=\"smime.p7s\"\r\n"
-	                 "Content-Transfer-Encoding: base64\r\n"
-	                 "Content-Disposition: attachment; filename=\"smime.p7s\"\r\n",
-	                 150) != NULL);
+	cr_assert(memmem(r->entity, r->elen, r->boundary, strlen(r->boundary)) == NULL,
+	          "the boundary occurs in the entity");
+	sb = memmem(e, r->blen - (size_t)(e - r->body), sighdr, strlen(sighdr));
+	cr_assert(sb != NULL);
 	snprintf(delim, sizeof(delim), "\r\n--%s--\r\n", r->boundary);
 	cr_assert(r->blen > strlen(delim));
 	cr_assert(memcmp(r->body + r->blen - strlen(delim), delim, strlen(delim)) == 0);
 	/* The boundary occurs exactly twice plus the close. */
 	q = memmem(e + 2, r->blen - (size_t)(e + 2 - r->body), delim + 2, strlen(delim) - 6);
 	cr_assert(q != NULL);
+	if (r->der == NULL) {
+		/* The signature part as the message carries it. */
+		sb = memmem(sb, r->blen - (size_t)(sb - r->body), "\r\n\r\n", 4);
+		cr_assert(sb != NULL);
+		sb += 4;
+		r->der = malloc(r->blen);
+		r->derlen =
+		    b64_decode(sb, (size_t)(r->body + r->blen - strlen(delim) - sb), r->der);
+	}
 	q = r->der;
 	r->cms = d2i_CMS_ContentInfo(NULL, &q, (long)r->derlen);
 	cr_assert(r->cms != NULL);
+	cr_assert_eq(q, r->der + r->derlen, "trailing bytes after the SignedData");
 	r->si = sk_CMS_SignerInfo_value(CMS_get0_SignerInfos(r->cms), 0);
 	cr_assert(r->si != NULL);
+}
+
+static void
+build_and_parse(const struct msgbuf *mb, const struct mime_split *sp, struct iolist *entity,
+                enum sign_digest dg, const struct signer *signer, struct result *r)
+{
+	struct sign_part part = {r->der, r->derlen, dg, signer, 0};
+	struct errbuf eb;
+
+	cr_assert_eq(sign_build_multipart(mb, sp, entity, &part, &r->rw, &eb), OUTCOME_OK, "%s",
+	             eb.msg);
+	parse_rewrite(r, dg);
+}
+
+/* The milter's way: a signjob fed odd chunks; the DER comes from the message's base64. */
+static void
+signjob_and_parse(const struct signer *s, const struct msgbuf *mb, size_t chunk, struct result *r)
+{
+	const unsigned char *d = msgbuf_data(mb) + msgbuf_body_offset(mb);
+	size_t i, n, len = msgbuf_body_len(mb);
+	struct signjob_info info;
+	struct signjob *job;
+	struct errbuf eb;
+
+	cr_assert_eq(signjob_new(s, mb, &job, &eb), OUTCOME_OK, "%s", eb.msg);
+	for (i = 0; i < len; i += n) {
+		n = len - i < chunk ? len - i : chunk;
+		cr_assert_eq(signjob_body(job, d + i, n, &eb), OUTCOME_OK, "%s", eb.msg);
+	}
+	cr_assert_eq(signjob_finish(job, &r->rw, &info, &eb), OUTCOME_OK, "%s", eb.msg);
+	signjob_free(job);
+	parse_rewrite(r, signer_digest(s));
+	cr_assert_eq(info.sig_len, r->derlen);
 }
 
 static void
@@ -396,6 +444,21 @@ message_digest(CMS_SignerInfo *si)
 	return X509_ATTRIBUTE_get0_data(a, 0, V_ASN1_OCTET_STRING, NULL);
 }
 
+/* signer_b64 (precomputed middle when der has it) gives exactly b64_encode's text. */
+static void
+b64_same_as_plain(const struct signer *s, const unsigned char *der, size_t derlen)
+{
+	size_t cap = b64_encoded_len(derlen) + 1, n1, n2;
+	char *t1 = malloc(cap), *t2 = malloc(cap);
+
+	n1 = signer_b64(s, der, derlen, t1);
+	n2 = b64_encode(der, derlen, t2);
+	cr_assert_eq(n1, n2);
+	cr_assert(memcmp(t1, t2, n1) == 0, "signer_b64 differs from b64_encode");
+	free(t1);
+	free(t2);
+}
+
 /* The whole check for one key type / digest / padding. */
 static void
 run_case(const char *keyspec, enum sign_digest dg, enum rsa_padding pad, int with_enc, int want_dig,
@@ -407,7 +470,7 @@ run_case(const char *keyspec, enum sign_digest dg, enum rsa_padding pad, int wit
 	struct errbuf eb;
 	struct msgbuf *mb = make_msg(body7);
 	struct mime_split split;
-	struct result r = {0};
+	struct result r = {0}, r2 = {0};
 	struct iolist *entity;
 	unsigned char *der2;
 	size_t der2len, i, n;
@@ -431,7 +494,7 @@ run_case(const char *keyspec, enum sign_digest dg, enum rsa_padding pad, int wit
 	sign_streaming(s, mb, &split, 7, &r.der, &r.derlen);
 	entity = iolist_new();
 	mime_entity_refs(mb, &split, entity);
-	build_and_parse(mb, &split, entity, dg, &r);
+	build_and_parse(mb, &split, entity, dg, s, &r);
 
 	/* Entity: the original Content-* fields in order, CRLF, the body, byte for byte. */
 	cr_assert_eq(r.elen, strlen(want_entity_hdrs) + strlen(body7));
@@ -482,6 +545,22 @@ run_case(const char *keyspec, enum sign_digest dg, enum rsa_padding pad, int wit
 		free(der2);
 		free(der3);
 	}
+
+	/* The base64 with the signer's precomputed middle is the plain encoding. */
+	b64_same_as_plain(s, r.der, r.derlen);
+	signer_set_cms(s, 1);
+	sign_streaming(s, mb, &split, 5, &der2, &der2len);
+	signer_set_cms(s, 0);
+	b64_same_as_plain(s, der2, der2len); /* the reference path's DER */
+	der2[der2len / 2] ^= 0x55;
+	b64_same_as_plain(s, der2, der2len); /* not the signer's constant bytes */
+	free(der2);
+
+	/* The milter's path (signjob): the message as sent verifies, base64 included. */
+	signjob_and_parse(s, mb, 7, &r2);
+	verify_all(&p, mb, &r2);
+	check_attrs(r2.si, with_enc ? p.enc : NULL);
+	result_free(&r2);
 
 	result_free(&r);
 	mime_split_release(&split);
@@ -544,7 +623,7 @@ Test(sign, reencoded_8bit_message_verifies, .timeout = 60)
 	entity = mime_entity_reencode(mb, &split, &info);
 	cr_assert_eq(info.parts, 1);
 	cr_assert_eq(sign_iolist(s, entity, &r.der, &r.derlen, &eb), OUTCOME_OK, "%s", eb.msg);
-	build_and_parse(mb, &split, entity, SIGN_SHA256, &r);
+	build_and_parse(mb, &split, entity, SIGN_SHA256, s, &r);
 	cr_assert_eq(mime_scan_buf(r.body, r.blen), 0, "signed body must be 7-bit safe");
 	cr_assert(memmem(r.entity, r.elen, "Gr=C3=BC=C3=9Fe", 15) != NULL);
 	cr_assert(memmem(r.entity, r.elen,
@@ -572,6 +651,7 @@ Test(sign, missing_mime_version_is_added_and_mismatched_key_refused, .timeout = 
 	EVP_PKEY *other;
 	unsigned char der[3] = {1, 2, 3};
 	struct iolist *entity = iolist_new();
+	struct sign_part part = {0};
 
 	msgbuf_add_header(mb, "From", " a@b", 1);
 	msgbuf_add_header(mb, "Content-Type", " text/plain", 1);
@@ -580,8 +660,10 @@ Test(sign, missing_mime_version_is_added_and_mismatched_key_refused, .timeout = 
 	msgbuf_add_body(mb, "x\r\n", 3);
 	mime_split_headers(mb, &split);
 	mime_entity_refs(mb, &split, entity);
-	cr_assert_eq(sign_build_multipart(mb, &split, entity, SIGN_SHA384, der, 3, &rw, &eb),
-	             OUTCOME_OK);
+	part.der = der;
+	part.derlen = 3;
+	part.digest = SIGN_SHA384;
+	cr_assert_eq(sign_build_multipart(mb, &split, entity, &part, &rw, &eb), OUTCOME_OK);
 	cr_assert_eq(rw->nedits, 4);
 	cr_assert_eq(rw->edits[0].op, HDR_DELETE);
 	cr_assert_eq(rw->edits[0].index, 2, "the later occurrence goes first");
@@ -604,4 +686,124 @@ Test(sign, missing_mime_version_is_added_and_mismatched_key_refused, .timeout = 
 	cr_assert_eq(ERR_peek_error(), 0, "error queue drained");
 	EVP_PKEY_free(other);
 	pki_free(&p);
+}
+
+/* The boundary sign_build_multipart makes first for der: from the signature's last 18 bytes. */
+static void
+first_boundary(const unsigned char *der, size_t derlen, char *out)
+{
+	size_t i, n = (size_t)sprintf(out, "----=_smimegw_");
+
+	for (i = derlen - 18; i < derlen; i++)
+		n += (size_t)sprintf(out + n, "%02x", der[i]);
+}
+
+static char *
+built_boundary(const char *body, const unsigned char *der, size_t derlen, int unmarked)
+{
+	struct msgbuf *mb = msgbuf_new(0, 65536);
+	struct sign_part part = {der, derlen, SIGN_SHA256, NULL, unmarked};
+	struct mime_split split;
+	struct iolist *entity = iolist_new();
+	struct rewrite *rw;
+	struct errbuf eb;
+	unsigned char *flat;
+	const char *b;
+	char *out;
+	size_t n;
+
+	msgbuf_add_header(mb, "Content-Type", " text/plain", 1);
+	msgbuf_end_headers(mb);
+	msgbuf_add_body(mb, body, strlen(body));
+	mime_split_headers(mb, &split);
+	mime_entity_refs(mb, &split, entity);
+	cr_assert_eq(sign_build_multipart(mb, &split, entity, &part, &rw, &eb), OUTCOME_OK, "%s",
+	             eb.msg);
+	b = strstr(rw->edits[rw->nedits - 1].value, "boundary=\"");
+	cr_assert(b != NULL);
+	out = strdup(b + 10);
+	out[strlen(out) - 1] = '\0';
+	/* However it was chosen, it is not in the content. */
+	flat = iolist_flatten(rw->body, &n);
+	cr_assert(memmem(body, strlen(body), out, strlen(out)) == NULL, "%s in %s", out, body);
+	free(flat);
+	rewrite_free(rw);
+	mime_split_release(&split);
+	msgbuf_free(mb);
+	return out;
+}
+
+Test(sign, boundary_never_in_content)
+{
+	unsigned char der[200];
+	char cand[80], body[300], *b;
+	size_t i;
+
+	for (i = 0; i < sizeof(der); i++)
+		der[i] = (unsigned char)(i * 7 + 3);
+	first_boundary(der, sizeof(der), cand);
+
+	/* The first candidate is taken when the content does not have it. */
+	b = built_boundary("hello\r\n", der, sizeof(der), 1);
+	cr_assert_str_eq(b, cand);
+	free(b);
+	b = built_boundary("a=_b\r\n", der, sizeof(der), 0);
+	cr_assert_str_eq(b, cand, "the mark alone is no collision");
+	free(b);
+
+	/* A body that contains the candidate (its scan saw the mark) gets another one. */
+	snprintf(body, sizeof(body), "before\r\n--%s\r\nafter\r\n", cand);
+	b = built_boundary(body, der, sizeof(der), 0);
+	cr_assert_str_neq(b, cand);
+	cr_assert(strncmp(b, "----=_smimegw_", 14) == 0 && strlen(b) == strlen(cand));
+	free(b);
+	/* Anywhere, not only at a line start. */
+	snprintf(body, sizeof(body), "x%sy\r\n", cand);
+	b = built_boundary(body, der, sizeof(der), 0);
+	cr_assert_str_neq(b, cand);
+	free(b);
+
+	/* A short DER (no signature value to take) gets random boundaries. */
+	b = built_boundary("hello\r\n", der, 10, 1);
+	cr_assert(strncmp(b, "----=_smimegw_", 14) == 0 && strlen(b) == strlen(cand));
+	free(b);
+}
+
+/* signjob tells sign_build_multipart whether its scan saw the mark, in headers or body. */
+Test(sign, signjob_reports_boundary_mark)
+{
+	static const char *bodies[] = {"plain\r\n", "see ----=_smimegw_0011\r\n", NULL};
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	struct signer_params sp = {0};
+	struct signer *s;
+	struct errbuf eb;
+	size_t k;
+
+	/* A self-signed certificate is enough: nothing here verifies it. */
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, key);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	                           (const unsigned char *)"t", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	cr_assert(X509_sign(x, key, EVP_sha256()) > 0);
+	sp.cert = x;
+	sp.key = key;
+	sp.digest = SIGN_SHA256;
+	cr_assert_eq(signer_new(&sp, &s, &eb), OUTCOME_OK, "%s", eb.msg);
+	for (k = 0; bodies[k] != NULL; k++) {
+		struct msgbuf *mb = make_msg(bodies[k]);
+		struct result r = {0};
+
+		signjob_and_parse(s, mb, 3, &r);
+		cr_assert(memmem(r.entity, r.elen, r.boundary, strlen(r.boundary)) == NULL);
+		result_free(&r);
+		msgbuf_free(mb);
+	}
+	signer_free(s);
+	X509_free(x);
+	EVP_PKEY_free(key);
 }
