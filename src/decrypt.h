@@ -113,6 +113,20 @@ enum outcome decrypt_der(const unsigned char *der, size_t derlen, const struct k
                          unsigned char **plain, size_t *plainlen, struct decrypt_result *res,
                          struct errbuf *eb);
 
+/*
+ * Two implementations of the same rules: "direct" (our own reading of
+ * the DER, EVP calls, the content decrypted straight into the plaintext
+ * buffer) for EnvelopedData / AuthEnvelopedData with RSA (v1.5, OAEP) or
+ * ECDH (X9.63 KDF, AES key wrap) RecipientInfos and AES-CBC / AES-GCM
+ * content, and "cms" (OpenSSL's CMS API, the reference) for everything
+ * else.  decrypt_set_cms(1) forces the CMS path process-wide (tests
+ * compare the two); so does SMIMEGW_DECRYPT_CMS=1 in the environment,
+ * read at the first decryption.
+ */
+void decrypt_set_cms(int on);
+/* "direct" or "cms": which path decrypt_der tries first. */
+const char *decrypt_backend(void);
+
 /* Loads OpenSSL's legacy provider (RC2, DES) once; 0 if it is available. */
 int decrypt_load_legacy(void);
 
