@@ -25,6 +25,8 @@ struct tlv {
 	size_t rawlen;
 };
 
+/* 1.2.840.113549.1.7.1 (id-data), the only inner content type taken here. */
+static const unsigned char oid_data[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01};
 /* 1.2.840.113549.1.7.3 and 1.2.840.113549.1.9.16.1.23 */
 static const unsigned char oid_enveloped[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03};
 static const unsigned char oid_authenveloped[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
@@ -108,6 +110,18 @@ set_slice(struct cmsenv_slice *s, const unsigned char *p, size_t n)
 	s->n = n;
 }
 
+/*
+ * A version INTEGER.  OpenSSL decodes it as a 32-bit integer and rejects
+ * non-minimal forms; one content byte is what every writer produces.
+ */
+static int
+parse_version(struct rd *r, int depth)
+{
+	struct tlv t;
+
+	return expect(r, 0x02, &t, depth) == 0 && t.len == 1 ? 0 : -1;
+}
+
 /* AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL } */
 static int
 parse_alg(struct rd *r, struct cmsenv_alg *a, int depth)
@@ -165,7 +179,7 @@ parse_ktri(struct rd *r, struct cmsenv_ri *ri, int depth)
 	struct tlv t;
 
 	ri->type = CMSENV_KTRI;
-	if (expect(r, 0x02, &t, depth) != 0 || tlv_read(r, &t, depth) != 0)
+	if (parse_version(r, depth) != 0 || tlv_read(r, &t, depth) != 0)
 		return -1;
 	if (t.tag == 0x30) {
 		if (parse_isn(&t, &ri->rid, depth) != 0)
@@ -192,9 +206,9 @@ parse_rek(struct rd *r, struct cmsenv_rek *k, int depth)
 		if (parse_isn(&t, &k->rid, depth) != 0)
 			return -1;
 	} else if (t.tag == 0xa0) {
-		/* RecipientKeyIdentifier: the key identifier; date and other are not used. */
+		/* RecipientKeyIdentifier: the key identifier alone (date, other: generic path). */
 		open_rd(&t, &s);
-		if (expect(&s, 0x04, &u, depth + 1) != 0)
+		if (expect(&s, 0x04, &u, depth + 1) != 0 || s.n != 0)
 			return -1;
 		set_slice(&k->rid.skid, u.v, u.len);
 	} else
@@ -212,7 +226,7 @@ parse_kari(struct rd *r, struct cmsenv *env, struct cmsenv_ri *ri, int depth)
 	struct rd s, q, e;
 
 	ri->type = CMSENV_KARI;
-	if (expect(r, 0x02, &t, depth) != 0 || expect(r, 0xa0, &t, depth) != 0)
+	if (parse_version(r, depth) != 0 || expect(r, 0xa0, &t, depth) != 0)
 		return -1;
 	/* originator [0] EXPLICIT OriginatorIdentifierOrKey: only [1] OriginatorPublicKey */
 	open_rd(&t, &s);
@@ -292,7 +306,8 @@ parse_eci(const struct tlv *t, struct cmsenv *env, int depth)
 	struct rd s;
 
 	open_rd(t, &s);
-	if (expect(&s, 0x06, &c, depth + 1) != 0 || parse_alg(&s, &env->calg, depth + 1) != 0 ||
+	if (expect(&s, 0x06, &c, depth + 1) != 0 || c.len != sizeof(oid_data) ||
+	    memcmp(c.v, oid_data, c.len) != 0 || parse_alg(&s, &env->calg, depth + 1) != 0 ||
 	    tlv_read(&s, &c, depth + 1) != 0 || s.n != 0)
 		return -1;
 	return parse_content(&c, env, depth + 1);
@@ -321,12 +336,11 @@ cmsenv_parse(const unsigned char *der, size_t n, struct cmsenv *env)
 	if (expect(&r, 0x30, &t, 2) != 0 || r.n != 0)
 		return -1;
 	open_rd(&t, &r);
-	/* version, originatorInfo [0] OPTIONAL (not needed), recipientInfos SET */
-	if (expect(&r, 0x02, &t, 3) != 0 || tlv_read(&r, &t, 3) != 0)
-		return -1;
-	if (t.tag == 0xa0 && tlv_read(&r, &t, 3) != 0)
-		return -1;
-	if (t.tag != 0x31)
+	/*
+	 * version, recipientInfos SET.  originatorInfo (certificates, CRLs) and
+	 * the attributes are left to the generic path, which decodes them fully.
+	 */
+	if (parse_version(&r, 3) != 0 || expect(&r, 0x31, &t, 3) != 0)
 		return -1;
 	open_rd(&t, &s);
 	while (s.n > 0) {
@@ -352,10 +366,7 @@ cmsenv_parse(const unsigned char *der, size_t n, struct cmsenv *env)
 		/* authAttrs [1] would have to be authenticated too: the generic path does that. */
 		if (parse_prim(&r, 0x04, &env->mac, 3) != 0)
 			return -1;
-		if (r.n > 0 && expect(&r, 0xa2, &t, 3) != 0)
-			return -1;
-	} else if (r.n > 0 && expect(&r, 0xa1, &t, 3) != 0)
-		return -1;
+	}
 	return r.n == 0 ? 0 : -1;
 }
 

@@ -8,12 +8,15 @@
  * Accepted: BER or DER (definite or indefinite lengths, the encrypted
  * content primitive or cut into OCTET STRING pieces); RecipientInfos of
  * the kinds KeyTransRecipientInfo and KeyAgreeRecipientInfo with an
- * ephemeral originator key; no originatorInfo restrictions (it is
- * skipped); no authenticated attributes.  Anything else, and anything
- * that does not parse, makes cmsenv_parse return -1 and the caller uses
- * the generic path, which then decides what the input is.  Every length
- * is checked against what remains of its enclosing element, nesting
- * depth and the number of RecipientInfos and encrypted keys are bounded.
+ * ephemeral originator key; id-data inside; no originatorInfo and no
+ * attributes.  Anything else, and anything that does not parse, makes
+ * cmsenv_parse return -1 and the caller uses the generic path, which then
+ * decides what the input is.  The rule is that what is accepted here is
+ * a subset of what OpenSSL's d2i_CMS_ContentInfo accepts (the caller
+ * decodes the issuer names and serials with OpenSSL itself), so both
+ * paths agree on what is malformed.  Every length is checked against
+ * what remains of its enclosing element; nesting depth and the number of
+ * RecipientInfos and encrypted keys are bounded.
  */
 #ifndef SMG_CMSENV_H
 #define SMG_CMSENV_H

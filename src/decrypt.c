@@ -525,13 +525,68 @@ struct ri_plan {
 	int curve;                    /* ECDH: the originator's named curve, or NID_undef */
 };
 
+/* A recipient identifier decoded by OpenSSL, as the key store's index wants it. */
+struct plan_rid {
+	X509_NAME *issuer;
+	ASN1_INTEGER *serial;
+	ASN1_OCTET_STRING *skid;
+};
+
 struct plan {
 	const struct known_alg *content;
 	struct cmsenv_slice iv; /* CBC IV or GCM nonce */
 	unsigned taglen;
 	size_t keylen;
 	struct ri_plan ri[CMSENV_MAX_RI];
+	struct plan_rid ri_rid[CMSENV_MAX_RI];   /* key transport */
+	struct plan_rid rek_rid[CMSENV_MAX_REK]; /* key agreement, by cmsenv.rek index */
 };
+
+static void
+plan_free(struct plan *pl)
+{
+	size_t i;
+
+	if (pl == NULL)
+		return;
+	for (i = 0; i < CMSENV_MAX_RI; i++) {
+		X509_NAME_free(pl->ri_rid[i].issuer);
+		ASN1_INTEGER_free(pl->ri_rid[i].serial);
+		ASN1_OCTET_STRING_free(pl->ri_rid[i].skid);
+	}
+	for (i = 0; i < CMSENV_MAX_REK; i++) {
+		X509_NAME_free(pl->rek_rid[i].issuer);
+		ASN1_INTEGER_free(pl->rek_rid[i].serial);
+		ASN1_OCTET_STRING_free(pl->rek_rid[i].skid);
+	}
+	free(pl);
+}
+
+/*
+ * Decodes an identifier with OpenSSL's own decoders (which also decides,
+ * as d2i_CMS_ContentInfo would, whether the name is well-formed).
+ */
+static int
+plan_rid(const struct cmsenv_rid *rid, struct plan_rid *pr)
+{
+	const unsigned char *p;
+
+	if (rid->issuer.p != NULL) {
+		p = rid->issuer.p;
+		if ((pr->issuer = d2i_X509_NAME(NULL, &p, (long)rid->issuer.n)) == NULL ||
+		    p != rid->issuer.p + rid->issuer.n)
+			return -1;
+		p = rid->serial.p;
+		if ((pr->serial = d2i_ASN1_INTEGER(NULL, &p, (long)rid->serial.n)) == NULL ||
+		    p != rid->serial.p + rid->serial.n)
+			return -1;
+		return 0;
+	}
+	if (rid->skid.n > INT_MAX || (pr->skid = ASN1_OCTET_STRING_new()) == NULL ||
+	    ASN1_OCTET_STRING_set(pr->skid, rid->skid.p, (int)rid->skid.n) != 1)
+		return -1;
+	return 0;
+}
 
 /* Checks one RecipientInfo's algorithms; -1 sends the message to the CMS path. */
 static int
@@ -612,7 +667,12 @@ plan_make(const struct cmsenv *env, struct plan *pl)
 	if (pl->keylen == 0 || pl->keylen > EVP_MAX_KEY_LENGTH)
 		return -1;
 	for (i = 0; i < env->nri; i++)
-		if (plan_ri(&env->ri[i], &pl->ri[i]) != 0)
+		if (plan_ri(&env->ri[i], &pl->ri[i]) != 0 ||
+		    (env->ri[i].type == CMSENV_KTRI &&
+		     plan_rid(&env->ri[i].rid, &pl->ri_rid[i]) != 0))
+			return -1;
+	for (i = 0; i < env->nrek; i++)
+		if (plan_rid(&env->rek[i].rid, &pl->rek_rid[i]) != 0)
 			return -1;
 	return 0;
 }
@@ -905,32 +965,14 @@ direct_try(struct dctx *d, const struct direct *x, unsigned i, const struct cmse
 
 /* The local identity a recipient identifier names, via the key store's index. */
 static const struct ks_identity *
-direct_lookup(struct dctx *d, const struct cmsenv_rid *rid)
+direct_lookup(struct dctx *d, const struct plan_rid *pr)
 {
 	const struct ks_identity *id = NULL;
-	const unsigned char *p;
 
-	if (rid->issuer.p != NULL) {
-		X509_NAME *nm;
-		ASN1_INTEGER *sn;
-
-		p = rid->issuer.p;
-		nm = d2i_X509_NAME(NULL, &p, (long)rid->issuer.n);
-		p = rid->serial.p;
-		sn = d2i_ASN1_INTEGER(NULL, &p, (long)rid->serial.n);
-		if (nm != NULL && sn != NULL)
-			id = keystore_find_issuer_serial(d->ks, nm, sn);
-		X509_NAME_free(nm);
-		ASN1_INTEGER_free(sn);
-	} else if (rid->skid.p != NULL) {
-		ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-
-		if (os != NULL && rid->skid.n <= INT_MAX &&
-		    ASN1_OCTET_STRING_set(os, rid->skid.p, (int)rid->skid.n) == 1)
-			id = keystore_find_skid(d->ks, os);
-		ASN1_OCTET_STRING_free(os);
-	}
-	ERR_clear_error();
+	if (pr->issuer != NULL && pr->serial != NULL)
+		id = keystore_find_issuer_serial(d->ks, pr->issuer, pr->serial);
+	else if (pr->skid != NULL)
+		id = keystore_find_skid(d->ks, pr->skid);
 	return id != NULL && is_local(d, id) ? id : NULL;
 }
 
@@ -945,7 +987,7 @@ direct_by_index(struct dctx *d, const struct direct *x, unsigned *matched)
 		const struct cmsenv_ri *ri = &x->env->ri[i];
 
 		if (ri->type == CMSENV_KTRI) {
-			if ((id = direct_lookup(d, &ri->rid)) == NULL)
+			if ((id = direct_lookup(d, &x->pl->ri_rid[i])) == NULL)
 				continue;
 			(*matched)++;
 			if (direct_try(d, x, i, NULL, id, 0))
@@ -956,7 +998,7 @@ direct_by_index(struct dctx *d, const struct direct *x, unsigned *matched)
 			const struct cmsenv_rek *rek = &x->env->rek[ri->rek0 + j];
 
 			budget--;
-			if ((id = direct_lookup(d, &rek->rid)) == NULL)
+			if ((id = direct_lookup(d, &x->pl->rek_rid[ri->rek0 + j])) == NULL)
 				continue;
 			(*matched)++;
 			if (direct_try(d, x, i, rek, id, 0))
@@ -1063,6 +1105,24 @@ direct_open(struct dctx *d, const struct cmsenv *env, const struct plan *pl, uns
 	return direct_by_index(d, &x, matched) || (*matched == 0 && direct_by_trial(d, &x, keys));
 }
 
+const char *
+decrypt_der_backend(const unsigned char *der, size_t derlen)
+{
+	struct cmsenv *env;
+	struct plan *pl;
+	int direct;
+
+	if (cms_forced())
+		return "cms";
+	(void)pthread_once(&known_once, known_init);
+	env = xmalloc(sizeof(*env));
+	pl = xcalloc(1, sizeof(*pl));
+	direct = cmsenv_parse(der, derlen, env) == 0 && plan_make(env, pl) == 0;
+	free(env);
+	plan_free(pl);
+	return direct ? "direct" : "cms";
+}
+
 enum outcome
 decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
             const char *const *rcpts, size_t n, const struct decrypt_limits *limits,
@@ -1092,10 +1152,11 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 	/* Ordinary shapes and algorithms take the direct path, anything else OpenSSL's CMS. */
 	if (!cms_forced()) {
 		env = xmalloc(sizeof(*env));
-		pl = xmalloc(sizeof(*pl));
+		pl = xcalloc(1, sizeof(*pl));
 		if (cmsenv_parse(der, derlen, env) != 0 || plan_make(env, pl) != 0) {
+			ERR_clear_error(); /* the CMS path reads the error queue */
 			free(env);
-			free(pl);
+			plan_free(pl);
 			env = NULL;
 			pl = NULL;
 		}
@@ -1120,12 +1181,17 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 		res->reason = REASON_NO_KEY;
 	else
 		res->reason = REASON_DECRYPT_FAILED; /* the same for every cryptographic failure */
-	res->user[0] = res->fingerprint[0] = res->key_alg[0] = '\0';
+	/*
+	 * content_alg too: a random content key (after a failed RSA
+	 * decryption) passes the CBC padding check once in 256 tries, which
+	 * set it before the MIME check failed; a failure says nothing either way.
+	 */
+	res->user[0] = res->fingerprint[0] = res->key_alg[0] = res->content_alg[0] = '\0';
 out:
 	CMS_ContentInfo_free(d.cms);
 	free(d.plain);
 	free(env);
-	free(pl);
+	plan_free(pl);
 	ERR_clear_error();
 	return OUTCOME_OK;
 }

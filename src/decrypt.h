@@ -126,6 +126,8 @@ enum outcome decrypt_der(const unsigned char *der, size_t derlen, const struct k
 void decrypt_set_cms(int on);
 /* "direct" or "cms": which path decrypt_der tries first. */
 const char *decrypt_backend(void);
+/* "direct" if decrypt_der would open this CMS blob on the direct path, else "cms". */
+const char *decrypt_der_backend(const unsigned char *der, size_t derlen);
 
 /* Loads OpenSSL's legacy provider (RC2, DES) once; 0 if it is available. */
 int decrypt_load_legacy(void);
