@@ -16,6 +16,7 @@
 
 #include <openssl/cms.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/provider.h>
@@ -632,11 +633,25 @@ plan_ri(const struct cmsenv_ri *ri, struct ri_plan *rp)
 	if (!cmsenv_params_empty(&ri->origalg.params)) {
 		struct cmsenv_slice c = ri->origalg.params;
 
-		if (c.n < 3 || c.p[0] != 0x06 || c.p[1] != c.n - 2)
-			return -1;
-		c.p += 2;
-		c.n -= 2;
-		if ((k = known_find(&c)) == NULL || k->kind != ALG_CURVE)
+		if (c.n >= 2 && c.p[0] == 0x30) {
+			/*
+			 * Explicit curve parameters (BouncyCastle writes them):
+			 * OpenSSL maps them back to the named curve they describe.
+			 */
+			const unsigned char *q = c.p;
+			EC_GROUP *g = c.n <= 1024 ? d2i_ECPKParameters(NULL, &q, (long)c.n) : NULL;
+			int nid =
+			    g != NULL && q == c.p + c.n ? EC_GROUP_get_curve_name(g) : NID_undef;
+
+			EC_GROUP_free(g);
+			k = known_nid(nid);
+		} else if (c.n >= 3 && c.p[0] == 0x06 && c.p[1] == c.n - 2) {
+			c.p += 2;
+			c.n -= 2;
+			k = known_find(&c);
+		} else
+			k = NULL;
+		if (k == NULL || k->kind != ALG_CURVE)
 			return -1;
 		rp->curve = k->nid;
 	}

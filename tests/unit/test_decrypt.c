@@ -403,8 +403,7 @@ Test(decrypt, octet_stream_p7m, .init = setup, .fini = teardown)
 	            "Content-Disposition: attachment; filename=\"SMIME.P7M\"\r\n"
 	            "Content-Transfer-Encoding: base64\r\n\r\n");
 	memcpy(msg + strlen(msg), d + msgbuf_body_offset(mb), msgbuf_body_len(mb));
-	mb2 =
-	    test_msgbuf(msg,
+	mb2 = test_msgbuf(msg,
 	                  strlen("From: a@example.org\r\nContent-Type: application/octet-stream\r\n"
 	                         "Content-Disposition: attachment; filename=\"SMIME.P7M\"\r\n"
 	                         "Content-Transfer-Encoding: base64\r\n\r\n") +
@@ -804,6 +803,7 @@ Test(decrypt, direct_matches_cms, .init = setup, .fini = teardown)
 	    "rfc4134/5.3.eml",
 	};
 	static const char *const bin[] = {"rfc4134/5.1.bin", "rfc4134/5.2.bin"};
+	static const char *const bcs[] = {"bc-rsa15-cbc.der", "bc-oaep-gcm.der", "bc-ecdh-gcm.der"};
 	char path[256], recip[128];
 	unsigned direct = 0;
 	size_t i, n;
@@ -825,6 +825,21 @@ Test(decrypt, direct_matches_cms, .init = setup, .fini = teardown)
 		der = slurp(path, &n);
 		cr_assert_str_eq(compare_der((unsigned char *)der, n, everyone, 6, path, 0), "cms",
 		                 "3DES and RC2 stay on the CMS path");
+		free(der);
+	}
+	/* BouncyCastle: all three on the direct path (explicit curve parameters too). */
+	for (i = 0; i < sizeof(bcs) / sizeof(bcs[0]); i++) {
+		struct run a;
+		char *der;
+
+		snprintf(path, sizeof(path), CORPUS "bc/%s", bcs[i]);
+		der = slurp(path, &n);
+		cr_assert_str_eq(compare_der((unsigned char *)der, n, everyone, 6, path, 0),
+		                 "direct", "%s", path);
+		run_der((unsigned char *)der, n, everyone, 6, 0, &a);
+		cr_assert_eq(a.res.status, DECRYPT_OK, "%s", path);
+		cr_assert_not_null(memmem(a.plain, a.len, "BouncyCastle inbound", 20));
+		run_free(&a);
 		free(der);
 	}
 	for (i = 0; i < sizeof(cli_cases) / sizeof(cli_cases[0]); i++) {
@@ -913,6 +928,19 @@ Test(decrypt, direct_matches_cms_hostile, .init = setup, .fini = teardown, .time
 		}
 		for (at = 0; at < n; at += 1 + at / 4) {
 			compare_der(der, at, rcpt, 1, "truncated", at);
+			mutants++;
+		}
+		free(der);
+	}
+	/* BouncyCastle's ECDH message: explicit curve parameters flipped too. */
+	{
+		const char *carol[] = {"carol@example.org"};
+		unsigned char *der = (unsigned char *)slurp(CORPUS "bc/bc-ecdh-gcm.der", &n), *m;
+
+		for (at = 0; at < n; at++) {
+			m = mutate(der, n, at, 0x01, 0);
+			direct += *compare_der(m, n, carol, 1, "bc-ecdh-gcm", at) == 'd';
+			free(m);
 			mutants++;
 		}
 		free(der);
