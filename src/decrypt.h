@@ -18,7 +18,9 @@
  * certificate and without CMS_DEBUG_DECRYPT clears the error of a failed
  * key transport and lets the content be decrypted with a random key (the
  * MMA countermeasure), so RSA padding errors surface exactly like a wrong
- * content key; OpenSSL >= 3.2 in addition does implicit rejection for
+ * content key; the direct path (below) does the same itself: a random key
+ * is drawn before the RSA decryption and selected without a branch when
+ * it fails.  OpenSSL >= 3.2 in addition does implicit rejection for
  * PKCS#1 v1.5 in the provider.  Plaintext is collected in a bounded
  * private buffer and released only after the cipher reported success (for
  * GCM: the tag matched).  The legacy provider (RC2) is loaded once, at the
