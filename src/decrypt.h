@@ -18,7 +18,9 @@
  * certificate and without CMS_DEBUG_DECRYPT clears the error of a failed
  * key transport and lets the content be decrypted with a random key (the
  * MMA countermeasure), so RSA padding errors surface exactly like a wrong
- * content key; OpenSSL >= 3.2 in addition does implicit rejection for
+ * content key; the direct path (below) does the same itself: a random key
+ * is drawn before the RSA decryption and selected without a branch when
+ * it fails.  OpenSSL >= 3.2 in addition does implicit rejection for
  * PKCS#1 v1.5 in the provider.  Plaintext is collected in a bounded
  * private buffer and released only after the cipher reported success (for
  * GCM: the tag matched).  The legacy provider (RC2) is loaded once, at the
@@ -112,6 +114,22 @@ enum outcome decrypt_der(const unsigned char *der, size_t derlen, const struct k
                          const char *const *rcpts, size_t n, const struct decrypt_limits *limits,
                          unsigned char **plain, size_t *plainlen, struct decrypt_result *res,
                          struct errbuf *eb);
+
+/*
+ * Two implementations of the same rules: "direct" (our own reading of
+ * the DER, EVP calls, the content decrypted straight into the plaintext
+ * buffer) for EnvelopedData / AuthEnvelopedData with RSA (v1.5, OAEP) or
+ * ECDH (X9.63 KDF, AES key wrap) RecipientInfos and AES-CBC / AES-GCM
+ * content, and "cms" (OpenSSL's CMS API, the reference) for everything
+ * else.  decrypt_set_cms(1) forces the CMS path process-wide (tests
+ * compare the two); so does SMIMEGW_DECRYPT_CMS=1 in the environment,
+ * read at the first decryption.
+ */
+void decrypt_set_cms(int on);
+/* "direct" or "cms": which path decrypt_der tries first. */
+const char *decrypt_backend(void);
+/* "direct" if decrypt_der would open this CMS blob on the direct path, else "cms". */
+const char *decrypt_der_backend(const unsigned char *der, size_t derlen);
 
 /* Loads OpenSSL's legacy provider (RC2, DES) once; 0 if it is available. */
 int decrypt_load_legacy(void);
