@@ -24,7 +24,7 @@
 #define EC_POINT_MAX  160 /* P-521 uncompressed: 133 */
 #define EC_SECRET_MAX 66  /* P-521 field size */
 /* Longest issuer Name / serial we put in a RecipientInfo. */
-#define NAME_MAX_DER  0x8000
+#define NAME_MAX_DER   0x8000
 #define SERIAL_MAX_DER 64
 
 /* AlgorithmIdentifier rsaEncryption, NULL parameters. */
@@ -48,9 +48,9 @@ static const unsigned char alg_aes256_wrap[] = {0x30, 0x0b, 0x06, 0x09, 0x60, 0x
  * ECC-CMS-SharedInfo { keyInfo id-aes256-wrap, suppPubInfo [2] 256 bits },
  * the X9.63 KDF's SharedInfo (RFC 5753 7.2; no ukm).
  */
-static const unsigned char ecc_shared_info[] = {
-    0x30, 0x15, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
-    0x04, 0x01, 0x2d, 0xa2, 0x06, 0x04, 0x04, 0x00, 0x00, 0x01, 0x00};
+static const unsigned char ecc_shared_info[] = {0x30, 0x15, 0x30, 0x0b, 0x06, 0x09, 0x60, 0x86,
+                                                0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2d, 0xa2,
+                                                0x06, 0x04, 0x04, 0x00, 0x00, 0x01, 0x00};
 
 const EVP_MD *
 recipinfo_ecdh_md(const struct recipinfo_algs *a, EVP_PKEY *pk, int *kdf)
@@ -165,9 +165,8 @@ out:
  * wrapped (40 bytes).
  */
 static enum outcome
-ecdh_wrap(const struct recipinfo_algs *a, EVP_PKEY *pk, const EVP_MD *md,
-          const unsigned char *cek, unsigned char *pt, size_t *ptlen, unsigned char *wrapped,
-          struct errbuf *eb)
+ecdh_wrap(const struct recipinfo_algs *a, EVP_PKEY *pk, const EVP_MD *md, const unsigned char *cek,
+          unsigned char *pt, size_t *ptlen, unsigned char *wrapped, struct errbuf *eb)
 {
 	static const unsigned char counter[4] = {0, 0, 0, 1};
 	unsigned char z[EC_SECRET_MAX], h[EVP_MAX_MD_SIZE];
@@ -217,8 +216,7 @@ ecdh_wrap(const struct recipinfo_algs *a, EVP_PKEY *pk, const EVP_MD *md,
 	EVP_CIPHER_CTX_set_flags(wctx, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
 	if (EVP_EncryptInit_ex2(wctx, a->wrap, h, NULL, NULL) != 1 ||
 	    EVP_EncryptUpdate(wctx, wrapped, &l1, cek, RECIPINFO_CEK_LEN) != 1 ||
-	    EVP_EncryptFinal_ex(wctx, wrapped + l1, &l2) != 1 ||
-	    l1 + l2 != RECIPINFO_CEK_LEN + 8) {
+	    EVP_EncryptFinal_ex(wctx, wrapped + l1, &l2) != 1 || l1 + l2 != RECIPINFO_CEK_LEN + 8) {
 		err_openssl(eb, "encrypt: key wrap");
 		goto out;
 	}
