@@ -503,7 +503,7 @@ bench_encrypt(struct keyset *ks, size_t size, unsigned rcpts, int sign_first, co
 		free(sb_a.b64);
 	}
 	add_row(sign_first ? "sign+encrypt" : "encrypt", ks, rcpts, size, ent, e, b + sb,
-	        sign_first ? signer_backend(ks->signer) : "cms");
+	        sign_first ? signer_backend(ks->signer) : encryptor_backend(encryptor));
 	EVP_CIPHER_CTX_free(ba.cctx);
 	free(ba.ct);
 	free(ba.b64);

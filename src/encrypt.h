@@ -63,6 +63,18 @@ enum outcome encryptor_new(struct encryptor **out, struct errbuf *);
 void encryptor_free(struct encryptor *);
 
 /*
+ * Two implementations write the same (Auth)EnvelopedData: the direct path
+ * (default: content key, RecipientInfos and framing written here, the
+ * cipher run straight into base64) and OpenSSL's CMS API (the reference).
+ * encryptor_set_cms(e, 1) selects the CMS API for later encrypt_begin
+ * calls (not while other threads encrypt with e); so does
+ * SMIMEGW_ENCRYPT_CMS=1 in the environment at encryptor_new time.
+ * encryptor_backend says which is in use: "direct" or "cms".
+ */
+void encryptor_set_cms(struct encryptor *, int on);
+const char *encryptor_backend(const struct encryptor *);
+
+/*
  * Whether the certificate can receive encrypted mail: an RSA key with
  * keyEncipherment or an EC key (P-256/P-384/P-521) with keyAgreement (a
  * missing keyUsage allows both), and emailProtection if extendedKeyUsage
