@@ -533,41 +533,46 @@ out:
 	ERR_clear_error();
 }
 
-/* Offsets of the delimiter lines "--boundary" in body: up to 3 (open, middle, close). */
+/*
+ * Offsets of the delimiter lines "--boundary" in body: up to 3 (open,
+ * middle, close).  The boundary itself is searched for (memmem skips
+ * through a long body far faster than a scan line by line); each hit must
+ * start a line with "--".
+ */
 static size_t
 find_delims(const unsigned char *b, size_t n, const char *boundary, size_t start[3], size_t end[3],
             int *closed)
 {
-	size_t blen = strlen(boundary), i = 0, nd = 0;
+	size_t blen = strlen(boundary), from = 0, lo = 0, nd = 0;
+	const unsigned char *hit;
 
 	*closed = 0;
-	while (i < n && nd < 3) {
-		if ((i == 0 || b[i - 1] == '\n') && n - i >= blen + 2 && b[i] == '-' &&
-		    b[i + 1] == '-' && memcmp(b + i + 2, boundary, blen) == 0) {
-			size_t j = i + 2 + blen;
-			int close = 0;
+	if (blen == 0)
+		return 0;
+	while (nd < 3 && from < n && (hit = memmem(b + from, n - from, boundary, blen)) != NULL) {
+		size_t i = (size_t)(hit - b), j = i + blen;
+		int close = 0;
 
-			if (n - j >= 2 && b[j] == '-' && b[j + 1] == '-') {
-				close = 1;
-				j += 2;
-			}
-			while (j < n && (b[j] == ' ' || b[j] == '\t'))
-				j++;
-			if (j == n || eol_len(b + j, n - j) || close) {
-				start[nd] = i;
-				end[nd] = j + (j < n ? eol_len(b + j, n - j) : 0);
-				nd++;
-				if (close) {
-					*closed = 1;
-					break;
-				}
-				i = end[nd - 1];
-				continue;
-			}
+		from = i + 1;
+		if (i < lo + 2 || b[i - 1] != '-' || b[i - 2] != '-' || (i > 2 && b[i - 3] != '\n'))
+			continue;
+		i -= 2;
+		if (n - j >= 2 && b[j] == '-' && b[j + 1] == '-') {
+			close = 1;
+			j += 2;
 		}
-		while (i < n && b[i] != '\n')
-			i++;
-		i++;
+		while (j < n && (b[j] == ' ' || b[j] == '\t'))
+			j++;
+		if (j == n || eol_len(b + j, n - j) || close) {
+			start[nd] = i;
+			end[nd] = j + (j < n ? eol_len(b + j, n - j) : 0);
+			nd++;
+			if (close) {
+				*closed = 1;
+				break;
+			}
+			from = lo = end[nd - 1];
+		}
 	}
 	return nd;
 }
