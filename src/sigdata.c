@@ -12,6 +12,7 @@
 struct der {
 	const unsigned char *p;
 	size_t n;
+	int indef; /* BER indefinite length: ends with an end-of-contents marker */
 };
 
 /* id-signedData 1.2.840.113549.1.7.2 */
@@ -30,6 +31,7 @@ der_read(struct der *d, unsigned char *tag, struct der *in, struct sigdata_slice
 
 	if (d->n < 2 || (d->p[0] & 0x1f) == 0x1f)
 		return -1;
+	in->indef = 0;
 	if (d->p[1] < 0x80) {
 		len = d->p[1];
 		hl = 2;
@@ -70,6 +72,37 @@ der_expect(struct der *d, unsigned char t, struct der *in, struct sigdata_slice 
 		*d = save;
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Opens a constructed element with tag t whose length may also be BER
+ * indefinite (Thunderbird writes the outer layers that way): its contents
+ * then run to the end of d, and der_close finds the end marker.  Only for
+ * the wrappers around what is signed, never inside it.
+ */
+static int
+der_open(struct der *d, unsigned char t, struct der *in)
+{
+	if (d->n >= 2 && d->p[0] == t && (t & 0x20) && d->p[1] == 0x80) {
+		in->p = d->p + 2;
+		in->n = d->n - 2;
+		in->indef = 1;
+		return 0;
+	}
+	return der_expect(d, t, in, NULL);
+}
+
+/* Closes what der_open opened, once its contents are read: nothing may be left. */
+static int
+der_close(struct der *d, struct der *in)
+{
+	if (!in->indef)
+		return in->n == 0 ? 0 : -1;
+	if (in->n < 2 || in->p[0] != 0 || in->p[1] != 0)
+		return -1;
+	d->p = in->p + 2;
+	d->n = in->n - 2;
 	return 0;
 }
 
@@ -175,7 +208,7 @@ read_signer(struct der *d, struct sigdata *sd)
 	struct der si, sid, name, serial, attrs, sig;
 	struct sigdata_slice w;
 
-	if (der_expect(d, 0x30, &si, NULL) == -1 || d->n != 0 || read_version(&si) == -1)
+	if (der_expect(d, 0x30, &si, NULL) == -1 || read_version(&si) == -1)
 		return -1;
 	if (der_peek(&si) == 0x30) {
 		if (der_expect(&si, 0x30, &sid, NULL) == -1 ||
@@ -201,15 +234,14 @@ read_signer(struct der *d, struct sigdata *sd)
 int
 sigdata_parse(const unsigned char *der, size_t len, struct sigdata *sd)
 {
-	struct der d = {der, len}, ci, oid, expl, sdata, set, eci, ect, ec, os, c;
+	struct der d = {der, len, 0}, ci, oid, expl, sdata, set, eci, ect, ec, os, c;
 	struct sigdata_slice w;
 
 	memset(sd, 0, sizeof(*sd));
 	/* ContentInfo { contentType id-signedData, [0] EXPLICIT SignedData } */
-	if (der_expect(&d, 0x30, &ci, NULL) == -1 || der_expect(&ci, 0x06, &oid, NULL) == -1 ||
+	if (der_open(&d, 0x30, &ci) == -1 || der_expect(&ci, 0x06, &oid, NULL) == -1 ||
 	    oid.n != sizeof(oid_signed_data) || memcmp(oid.p, oid_signed_data, oid.n) != 0 ||
-	    der_expect(&ci, 0xa0, &expl, NULL) == -1 || ci.n != 0 ||
-	    der_expect(&expl, 0x30, &sdata, NULL) == -1 || expl.n != 0 ||
+	    der_open(&ci, 0xa0, &expl) == -1 || der_open(&expl, 0x30, &sdata) == -1 ||
 	    read_version(&sdata) == -1 || der_expect(&sdata, 0x31, &set, NULL) == -1)
 		return -1;
 	while (set.n > 0) {
@@ -219,31 +251,39 @@ sigdata_parse(const unsigned char *der, size_t len, struct sigdata *sd)
 		sd->ndigests++;
 	}
 	/* EncapsulatedContentInfo { eContentType, [0] EXPLICIT OCTET STRING OPTIONAL } */
-	if (der_expect(&sdata, 0x30, &eci, NULL) == -1 || der_expect(&eci, 0x06, &ect, NULL) == -1 ||
+	if (der_open(&sdata, 0x30, &eci) == -1 || der_expect(&eci, 0x06, &ect, NULL) == -1 ||
 	    !oid_ok(&ect))
 		return -1;
 	sd->content_type.p = ect.p;
 	sd->content_type.n = ect.n;
-	if (eci.n > 0) {
-		if (der_expect(&eci, 0xa0, &ec, NULL) == -1 || eci.n != 0 ||
-		    der_expect(&ec, 0x04, &os, NULL) == -1 || ec.n != 0)
-			return -1; /* a constructed (BER) OCTET STRING is left to the CMS decoder */
+	if (der_peek(&eci) == 0xa0) {
+		/* A constructed (chunked) OCTET STRING is left to the CMS decoder. */
+		if (der_open(&eci, 0xa0, &ec) == -1 || der_expect(&ec, 0x04, &os, NULL) == -1 ||
+		    der_close(&eci, &ec) == -1)
+			return -1;
 		sd->content.p = os.p;
 		sd->content.n = os.n;
 	}
+	if (der_close(&sdata, &eci) == -1)
+		return -1;
 	/* certificates [0] IMPLICIT SET OF Certificate (X.509 ones only) */
 	if (der_peek(&sdata) == 0xa0) {
-		if (der_expect(&sdata, 0xa0, &set, NULL) == -1)
+		struct der cs;
+
+		if (der_open(&sdata, 0xa0, &cs) == -1)
 			return -1;
-		while (set.n > 0) {
-			if (sd->ncerts == SIGDATA_MAX_CERTS || der_expect(&set, 0x30, &c, &w) == -1)
+		while (cs.n > 0 && !(cs.indef && cs.p[0] == 0)) {
+			if (sd->ncerts == SIGDATA_MAX_CERTS || der_expect(&cs, 0x30, &c, &w) == -1)
 				return -1;
 			sd->certs[sd->ncerts++] = w;
 		}
+		if (der_close(&sdata, &cs) == -1)
+			return -1;
 	}
 	/* No crls [1]; signerInfos SET OF with exactly one SignerInfo. */
-	if (der_expect(&sdata, 0x31, &set, NULL) == -1 || sdata.n != 0 ||
-	    read_signer(&set, sd) == -1)
+	if (der_open(&sdata, 0x31, &set) == -1 || read_signer(&set, sd) == -1 ||
+	    der_close(&sdata, &set) == -1 || der_close(&expl, &sdata) == -1 ||
+	    der_close(&ci, &expl) == -1 || der_close(&d, &ci) == -1)
 		return -1;
 	return 0;
 }

@@ -739,6 +739,7 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 	STACK_OF(X509) *certs = NULL;
 	const struct alg *dg, *sa;
 	const EVP_MD *md = NULL;
+	EVP_PKEY *pk;
 	struct sigdata_slice ct, mdv, content;
 	const struct sigdata_attr *st, *ep;
 	unsigned char dig[EVP_MAX_MD_SIZE];
@@ -794,12 +795,12 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 		(void)sk_X509_push(certs, dc[i]->x509);
 	}
 	if ((si = direct_signer(&sd, dc, sd.ncerts)) < 0 ||
-	    EVP_PKEY_get_base_id(X509_get0_pubkey(dc[si]->x509)) != sa->keytype)
+	    (pk = X509_get0_pubkey(dc[si]->x509)) == NULL || EVP_PKEY_get_base_id(pk) != sa->keytype)
 		goto out;
 
 	/* 1. The signature over the signed attributes, the digest over the exact bytes. */
 	if (direct_digest(md, sd.signed_attrs.p, sd.signed_attrs.n, 1, dig, &dl) == -1 ||
-	    direct_pkey_verify(X509_get0_pubkey(dc[si]->x509), md, &sd.signature, dig, dl) == -1)
+	    direct_pkey_verify(pk, md, &sd.signature, dig, dl) == -1)
 		goto out;
 	if (direct_digest(md, content.p, content.n, 0, dig, &dl) == -1 || dl != mdv.n ||
 	    CRYPTO_memcmp(dig, mdv.p, dl) != 0)
