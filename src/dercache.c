@@ -117,8 +117,7 @@ entry_new(const unsigned char *der, size_t len)
 	struct dercert *e;
 	X509 *x = NULL;
 
-	if (len > LONG_MAX || (x = d2i_X509(NULL, &p, (long)len)) == NULL ||
-	    p != der + len) {
+	if (len > LONG_MAX || (x = d2i_X509(NULL, &p, (long)len)) == NULL || p != der + len) {
 		if (x != NULL)
 			X509_free(x);
 		ERR_clear_error();

@@ -16,7 +16,8 @@ struct der {
 };
 
 /* id-signedData 1.2.840.113549.1.7.2 */
-static const unsigned char oid_signed_data[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02};
+static const unsigned char oid_signed_data[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                                0x0d, 0x01, 0x07, 0x02};
 
 /*
  * Reads one element: a one-byte tag, then a definite length in its

@@ -34,17 +34,17 @@ struct sigdata_attr {
 };
 
 struct sigdata {
-	struct sigdata_slice content_type;           /* eContentType OID contents */
-	struct sigdata_slice content;                /* eContent OCTET STRING contents, or absent */
+	struct sigdata_slice content_type; /* eContentType OID contents */
+	struct sigdata_slice content;      /* eContent OCTET STRING contents, or absent */
 	struct sigdata_slice digests[SIGDATA_MAX_DIGESTS]; /* digestAlgorithms OID contents */
 	size_t ndigests;
 	struct sigdata_slice certs[SIGDATA_MAX_CERTS]; /* whole Certificate TLVs, in order */
 	size_t ncerts;
 	/* The SignerInfo. */
-	struct sigdata_slice sid_issuer; /* issuerAndSerialNumber: Name TLV ... */
-	struct sigdata_slice sid_serial; /* ... and serial INTEGER TLV; or: */
-	struct sigdata_slice sid_skid;   /* subjectKeyIdentifier contents */
-	struct sigdata_slice digest_alg; /* OID contents */
+	struct sigdata_slice sid_issuer;   /* issuerAndSerialNumber: Name TLV ... */
+	struct sigdata_slice sid_serial;   /* ... and serial INTEGER TLV; or: */
+	struct sigdata_slice sid_skid;     /* subjectKeyIdentifier contents */
+	struct sigdata_slice digest_alg;   /* OID contents */
 	struct sigdata_slice signed_attrs; /* the [0] IMPLICIT TLV (signed as a SET) */
 	struct sigdata_attr attrs[SIGDATA_MAX_ATTRS];
 	size_t nattrs;

@@ -449,8 +449,7 @@ chain_key(const struct trust *t, const char *cert_fp, STACK_OF(X509) * extra,
 	int i, ok;
 
 	ok = md != NULL && EVP_DigestInit_ex2(md, t->cache->sha256, NULL) == 1 &&
-	     EVP_DigestUpdate(md, &p, 1) == 1 &&
-	     EVP_DigestUpdate(md, cert_fp, CERT_FP_HEXLEN) == 1;
+	     EVP_DigestUpdate(md, &p, 1) == 1 && EVP_DigestUpdate(md, cert_fp, CERT_FP_HEXLEN) == 1;
 	for (i = 0; ok && extra != NULL && i < sk_X509_num(extra); i++)
 		ok = EVP_DigestUpdate(md, extra_fp[i], CERT_FP_HEXLEN) == 1;
 	ok = ok && EVP_DigestFinal_ex(md, key, &len) == 1 && len == 32;

@@ -426,8 +426,8 @@ layer_judge(struct vctx *c, struct verify_layer *L, X509 *signer, STACK_OF(X509)
 	/* 2. The chain, now and at the signing time. */
 	err_set(&detail, "%s", "");
 	if (dc != NULL)
-		L->chain_now = trust_verify_fp(c->trust, signer, dc->fingerprint, certs, fps, c->now,
-		                               TRUST_PURPOSE_ANY, &detail);
+		L->chain_now = trust_verify_fp(c->trust, signer, dc->fingerprint, certs, fps,
+		                               c->now, TRUST_PURPOSE_ANY, &detail);
 	else
 		L->chain_now =
 		    trust_verify(c->trust, signer, certs, c->now, TRUST_PURPOSE_ANY, &detail);
@@ -522,7 +522,10 @@ struct alg {
 	int keytype; /* signature algorithms: EVP_PKEY_RSA or EVP_PKEY_EC */
 };
 
-#define ALG(o, nid, kt) {o, sizeof(o), nid, kt}
+#define ALG(o, nid, kt)                                                                            \
+	{                                                                                          \
+		o, sizeof(o), nid, kt                                                              \
+	}
 static const struct alg digest_algs[] = {
     ALG(oid_sha256, NID_sha256, 0),
     ALG(oid_sha384, NID_sha384, 0),
@@ -603,8 +606,7 @@ verify_backend(void)
 }
 
 void
-verify_cert_cache_stats(size_t *entries, size_t *bytes, unsigned long *hits,
-                        unsigned long *misses)
+verify_cert_cache_stats(size_t *entries, size_t *bytes, unsigned long *hits, unsigned long *misses)
 {
 	struct dercache_stats st;
 
@@ -826,7 +828,8 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 		time_t t;
 
 		if ((sd.attrs[i].value.p[0] == 0x17 || sd.attrs[i].value.p[0] == 0x18) &&
-		    !sigdata_oid_is(&sd.attrs[i].type, oid_signing_time, sizeof(oid_signing_time)) &&
+		    !sigdata_oid_is(&sd.attrs[i].type, oid_signing_time,
+		                    sizeof(oid_signing_time)) &&
 		    time_value(&sd.attrs[i].value, &t) == -1)
 			goto out;
 	}
@@ -843,7 +846,8 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 		(void)sk_X509_push(certs, dc[i]->x509);
 	}
 	if ((si = direct_signer(&sd, dc, sd.ncerts)) < 0 ||
-	    (pk = X509_get0_pubkey(dc[si]->x509)) == NULL || EVP_PKEY_get_base_id(pk) != sa->keytype)
+	    (pk = X509_get0_pubkey(dc[si]->x509)) == NULL ||
+	    EVP_PKEY_get_base_id(pk) != sa->keytype)
 		goto out;
 
 	/* 1. The signature over the signed attributes, the digest over the exact bytes. */

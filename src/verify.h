@@ -41,11 +41,11 @@
 #include "trust.h"
 #include "verdict.h"
 
-#define VERIFY_MAX_LAYERS   4          /* nested signatures reported */
-#define VERIFY_MAX_SIG_SIZE (1u << 20) /* bytes of one decoded signature/opaque blob */
-#define VERIFY_MAX_SIGNERS  8          /* SignerInfos looked at (the first is reported) */
-#define ENTITY_MAX_FIELDS   200        /* header fields of one MIME entity */
-#define VERIFY_CERT_CACHE_ENTRIES 4096 /* decoded signature certificates kept */
+#define VERIFY_MAX_LAYERS         4           /* nested signatures reported */
+#define VERIFY_MAX_SIG_SIZE       (1u << 20)  /* bytes of one decoded signature/opaque blob */
+#define VERIFY_MAX_SIGNERS        8           /* SignerInfos looked at (the first is reported) */
+#define ENTITY_MAX_FIELDS         200         /* header fields of one MIME entity */
+#define VERIFY_CERT_CACHE_ENTRIES 4096        /* decoded signature certificates kept */
 #define VERIFY_CERT_CACHE_BYTES   (16u << 20) /* ... and their DER bytes at most */
 
 /* --- a raw MIME entity (headers + body) split without copying --------- */

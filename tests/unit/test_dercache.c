@@ -17,9 +17,9 @@
 #define PKI TEST_SRCDIR "/fixtures/pki/"
 
 static const char *const names[] = {
-    "alice-enc", "alice-sign", "bob",        "carol",      "dave",       "erin",
-    "erin-old",  "erin-future", "frank-gen1", "frank-gen2", "frank-gen3", "mallory",
-    "noemail",   "intermediate-ca", "root-ca",
+    "alice-enc",  "alice-sign", "bob",         "carol",           "dave",
+    "erin",       "erin-old",   "erin-future", "frank-gen1",      "frank-gen2",
+    "frank-gen3", "mallory",    "noemail",     "intermediate-ca", "root-ca",
 };
 #define NCERTS (sizeof(names) / sizeof(names[0]))
 

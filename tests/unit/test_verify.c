@@ -581,8 +581,7 @@ assert_same_result(const struct verify_result *r, const struct verify_result *d,
 {
 	size_t i;
 
-	cr_assert_eq(r->nlayers, d->nlayers, "%s: %zu vs %zu layers", what, r->nlayers,
-	             d->nlayers);
+	cr_assert_eq(r->nlayers, d->nlayers, "%s: %zu vs %zu layers", what, r->nlayers, d->nlayers);
 	cr_assert_eq(r->truncated, d->truncated, "%s", what);
 	for (i = 0; i < r->nlayers; i++) {
 		const struct verify_layer *a = &r->layer[i], *b = &d->layer[i];
@@ -672,8 +671,9 @@ compare_file(const char *path, const struct trust *const *ts, size_t nt, const t
 		from = from_of(mb);
 		for (i = 0; i < nt; i++)
 			for (j = 0; j < nat; j++) {
-				snprintf(what, sizeof(what), "%s (tamper %zu at %zu, trust %zu, time %zu)",
-				         path, k, pos, i, j);
+				snprintf(what, sizeof(what),
+				         "%s (tamper %zu at %zu, trust %zu, time %zu)", path, k,
+				         pos, i, j);
 				compare_paths(mb, ts[i], from, at[j], what);
 			}
 		free(from);
@@ -684,8 +684,7 @@ compare_file(const char *path, const struct trust *const *ts, size_t nt, const t
 }
 
 static void
-compare_dir(const char *dir, const struct trust *const *ts, size_t nt, const time_t *at,
-            size_t nat)
+compare_dir(const char *dir, const struct trust *const *ts, size_t nt, const time_t *at, size_t nat)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -708,7 +707,8 @@ compare_dir(const char *dir, const struct trust *const *ts, size_t nt, const tim
 
 Test(verify_paths, corpus_and_tampered, .timeout = 600)
 {
-	struct trust *ts[2] = {load_trust(CORPUS "nss/TestCA.pem"), load_trust(PKI "trust-anchors.pem")};
+	struct trust *ts[2] = {load_trust(CORPUS "nss/TestCA.pem"),
+	                       load_trust(PKI "trust-anchors.pem")};
 	/* Valid, expired now (valid at signing), not yet valid. */
 	const time_t at[3] = {T_NSS, (time_t)2051222400, (time_t)1577836800};
 	struct trust *dsa = load_trust(CORPUS "rfc4134/CarlDSSSelf.cer");
@@ -758,8 +758,8 @@ assemble_opaque(const unsigned char *der, size_t derlen)
  */
 Test(verify_paths, cli_signed_every_key, .init = mktmp, .fini = rmtmp, .timeout = 600)
 {
-	static const char *const keys[] = {"alice-sign", "alice-enc", "bob",    "carol",
-	                                   "dave",       "erin",      "erin-old", "erin-future",
+	static const char *const keys[] = {"alice-sign", "alice-enc", "bob",       "carol",
+	                                   "dave",       "erin",      "erin-old",  "erin-future",
 	                                   "mallory",    "noemail",   "frank-gen3"};
 	static const char *const opts[] = {
 	    "",
@@ -792,7 +792,8 @@ Test(verify_paths, cli_signed_every_key, .init = mktmp, .fini = rmtmp, .timeout 
 				continue;
 			der = cli_sign(entity_crlf, sizeof(entity_crlf) - 1, keys[i], opts[j],
 			               &derlen);
-			/* Opaque (-nodetach): as it came, and with a byte of the content changed. */
+			/* Opaque (-nodetach): as it came, and with a byte of the content changed.
+			 */
 			snprintf(nd, sizeof(nd), "-nodetach %s", opts[j]);
 			opq = cli_sign(entity_crlf, sizeof(entity_crlf) - 1, keys[i], nd, &opqlen);
 			for (k = 0; k < 2; k++) {
@@ -801,7 +802,8 @@ Test(verify_paths, cli_signed_every_key, .init = mktmp, .fini = rmtmp, .timeout 
 				if (k == 1 && (hit = memmem(opq, opqlen, "Bob", 3)) != NULL)
 					hit[0] = 'R';
 				mb = assemble_opaque(opq, opqlen);
-				snprintf(what, sizeof(what), "%s [%s] opaque %zu", keys[i], opts[j], k);
+				snprintf(what, sizeof(what), "%s [%s] opaque %zu", keys[i], opts[j],
+				         k);
 				compare_paths(mb, ts[0], "Alice <alice@example.org>", T_NOW, what);
 				compare_paths(mb, ts[1], "Alice <alice@example.org>", T_NOW, what);
 				msgbuf_free(mb);
@@ -817,14 +819,16 @@ Test(verify_paths, cli_signed_every_key, .init = mktmp, .fini = rmtmp, .timeout 
 				else if (k == 2) /* the signature value */
 					d2[derlen - 3] ^= 0x40;
 				else if (k == 3 || k == 4) {
-					/* A byte inside the signed attributes / inside a certificate. */
+					/* A byte inside the signed attributes / inside a
+					 * certificate. */
 					d2[derlen * (k == 3 ? 9 : 3) / 10] ^= 0x01;
 				}
 				if (k == 5)
 					mb = assemble_opaque(d2, derlen);
 				else
 					mb = assemble(e2, d2, derlen, "pkcs7-signature", 0);
-				snprintf(what, sizeof(what), "%s [%s] variant %zu", keys[i], opts[j], k);
+				snprintf(what, sizeof(what), "%s [%s] variant %zu", keys[i],
+				         opts[j], k);
 				compare_paths(mb, ts[0], "Alice <alice@example.org>", T_NOW, what);
 				compare_paths(mb, ts[1], "Alice <alice@example.org>", T_NOW, what);
 				msgbuf_free(mb);
