@@ -700,7 +700,7 @@ bench_verify(struct keyset *ks, size_t size, const struct opts *o, const struct 
 	vb.der = xmalloc(sa.out_len + 3);
 	vb.with_b64 = o->b64;
 	b = measure(run_verify_bound, &vb, o->seconds, o->repeat);
-	add_row("verify", ks, 0, size, vb.entity, e, b, "cms");
+	add_row("verify", ks, 0, size, vb.entity, e, b, verify_backend());
 	EVP_PKEY_CTX_free(vb.pctx);
 	free(zero);
 	free(vb.b64);

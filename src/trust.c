@@ -6,6 +6,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,14 +20,34 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "cert.h"
 #include "trust.h"
 #include "xmalloc.h"
+
+#define TIME_MAX ((time_t)INT64_MAX)
+
+/* One chain that verified: good for checks at a time within [lo, hi]. */
+struct chain_slot {
+	unsigned char key[32]; /* SHA-256 of purpose and the fingerprints */
+	time_t lo, hi;
+	int used;
+};
+
+/* Remembered good chains; mu guards everything here (a leaf lock). */
+struct chain_cache {
+	pthread_mutex_t mu;
+	EVP_MD *sha256;
+	struct chain_slot slot[TRUST_CACHE_SLOTS];
+	unsigned long hits, misses;
+};
 
 struct trust {
 	X509_STORE *store;
 	STACK_OF(X509) * intermediates; /* untrusted, added to every verification */
 	size_t nanchors;
-	size_t ncrls; /* CRLs in the store: verification checks them */
+	size_t ncrls;          /* CRLs in the store: verification checks them */
+	time_t crl_lo, crl_hi; /* every loaded CRL is current within [crl_lo, crl_hi] */
+	struct chain_cache *cache;
 };
 
 /*
@@ -143,9 +165,14 @@ trust_load(const char *anchors, const char *intermediates, struct errbuf *eb)
 	int i;
 
 	t = xcalloc(1, sizeof(*t));
+	t->cache = xcalloc(1, sizeof(*t->cache));
+	pthread_mutex_init(&t->cache->mu, NULL);
+	t->cache->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	t->crl_lo = 0;
+	t->crl_hi = TIME_MAX;
 	t->store = X509_STORE_new();
 	t->intermediates = sk_X509_new_null();
-	if (t->store == NULL || t->intermediates == NULL) {
+	if (t->store == NULL || t->intermediates == NULL || t->cache->sha256 == NULL) {
 		err_openssl(eb, "X509_STORE_new");
 		goto fail;
 	}
@@ -188,6 +215,11 @@ trust_free(struct trust *t)
 		return;
 	X509_STORE_free(t->store);
 	sk_X509_pop_free(t->intermediates, X509_free);
+	if (t->cache != NULL) {
+		EVP_MD_free(t->cache->sha256);
+		pthread_mutex_destroy(&t->cache->mu);
+		free(t->cache);
+	}
 	free(t);
 }
 
@@ -232,6 +264,43 @@ map_error(int err)
 	}
 }
 
+static time_t
+asn1_time_t(const ASN1_TIME *a)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (a == NULL || ASN1_TIME_to_tm(a, &tm) != 1)
+		return (time_t)-1;
+	return timegm(&tm);
+}
+
+/*
+ * Narrows the window in which remembered chains may be used to the time
+ * this CRL is current, and forgets every chain remembered so far (they were
+ * checked without it).
+ */
+static void
+crl_window(struct trust *t, X509_CRL *crl)
+{
+	time_t last = asn1_time_t(X509_CRL_get0_lastUpdate(crl));
+	time_t next = X509_CRL_get0_nextUpdate(crl) != NULL
+	                  ? asn1_time_t(X509_CRL_get0_nextUpdate(crl))
+	                  : TIME_MAX;
+
+	if (last == (time_t)-1 || next == (time_t)-1) {
+		t->crl_lo = TIME_MAX; /* unreadable dates: never use the cache */
+		t->crl_hi = 0;
+	}
+	if (last + 1 > t->crl_lo)
+		t->crl_lo = last + 1;
+	if (next != TIME_MAX && next - 1 < t->crl_hi)
+		t->crl_hi = next - 1;
+	pthread_mutex_lock(&t->cache->mu);
+	memset(t->cache->slot, 0, sizeof(t->cache->slot));
+	pthread_mutex_unlock(&t->cache->mu);
+}
+
 enum outcome
 trust_load_crls(struct trust *t, const char *path, struct errbuf *eb)
 {
@@ -244,8 +313,10 @@ trust_load_crls(struct trust *t, const char *path, struct errbuf *eb)
 		return OUTCOME_PERM;
 	}
 	while (n < TRUST_MAX_FILES && (crl = PEM_read_bio_X509_CRL(in, NULL, NULL, NULL)) != NULL) {
-		if (X509_STORE_add_crl(t->store, crl) == 1)
+		if (X509_STORE_add_crl(t->store, crl) == 1) {
 			n++;
+			crl_window(t, crl);
+		}
 		X509_CRL_free(crl);
 	}
 	BIO_free(in);
@@ -275,9 +346,13 @@ trust_crl_cb(int ok, X509_STORE_CTX *ctx)
 	return ok;
 }
 
-enum trust_status
-trust_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t at,
-             enum trust_purpose purpose, struct errbuf *detail)
+/*
+ * Builds and checks the chain.  On TRUST_OK, [*lo, *hi] is the time range
+ * in which every certificate of the chain that was built is valid.
+ */
+static enum trust_status
+chain_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t at,
+             enum trust_purpose purpose, struct errbuf *detail, time_t *lo, time_t *hi)
 {
 	X509_STORE_CTX *ctx = NULL;
 	STACK_OF(X509) *untrusted = NULL;
@@ -311,8 +386,27 @@ trust_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t a
 	else if (purpose == TRUST_PURPOSE_SMIME_ENCRYPT)
 		(void)X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SMIME_ENCRYPT);
 	if (X509_verify_cert(ctx) == 1) {
+		STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+
 		st = TRUST_OK;
 		err_set(detail, "ok");
+		/* Strictly inside every certificate's dates: the edges are checked in full. */
+		*lo = 0;
+		*hi = TIME_MAX;
+		for (i = 0; i < sk_X509_num(chain); i++) {
+			time_t nb = cert_not_before(sk_X509_value(chain, i));
+			time_t na = cert_not_after(sk_X509_value(chain, i));
+
+			if (nb == (time_t)-1 || na == (time_t)-1) {
+				*lo = TIME_MAX;
+				*hi = 0;
+				break;
+			}
+			if (nb + 1 > *lo)
+				*lo = nb + 1;
+			if (na - 1 < *hi)
+				*hi = na - 1;
+		}
 		goto out;
 	}
 	err = X509_STORE_CTX_get_error(ctx);
@@ -333,6 +427,96 @@ out:
 	X509_STORE_CTX_free(ctx);
 	ERR_clear_error();
 	return st;
+}
+
+enum trust_status
+trust_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t at,
+             enum trust_purpose purpose, struct errbuf *detail)
+{
+	time_t lo, hi;
+
+	return chain_verify(t, cert, extra, at, purpose, detail, &lo, &hi);
+}
+
+/* The cache key: SHA-256 over the purpose and every fingerprint, in order. */
+static int
+chain_key(const struct trust *t, const char *cert_fp, STACK_OF(X509) * extra,
+          const char *const *extra_fp, enum trust_purpose purpose, unsigned char key[32])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char p = (unsigned char)purpose;
+	unsigned int len = 0;
+	int i, ok;
+
+	ok = md != NULL && EVP_DigestInit_ex2(md, t->cache->sha256, NULL) == 1 &&
+	     EVP_DigestUpdate(md, &p, 1) == 1 && EVP_DigestUpdate(md, cert_fp, CERT_FP_HEXLEN) == 1;
+	for (i = 0; ok && extra != NULL && i < sk_X509_num(extra); i++)
+		ok = EVP_DigestUpdate(md, extra_fp[i], CERT_FP_HEXLEN) == 1;
+	ok = ok && EVP_DigestFinal_ex(md, key, &len) == 1 && len == 32;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : -1;
+}
+
+enum trust_status
+trust_verify_fp(const struct trust *t, X509 *cert, const char *cert_fp, STACK_OF(X509) * extra,
+                const char *const *extra_fp, time_t at, enum trust_purpose purpose,
+                struct errbuf *detail)
+{
+	struct chain_cache *cc = t->cache;
+	struct chain_slot *sl;
+	unsigned char key[32];
+	enum trust_status st;
+	time_t lo, hi;
+	size_t idx;
+	int hit;
+
+	if (chain_key(t, cert_fp, extra, extra_fp, purpose, key) == -1) {
+		ERR_clear_error();
+		return trust_verify(t, cert, extra, at, purpose, detail);
+	}
+	memcpy(&idx, key, sizeof(idx));
+	sl = &cc->slot[idx % TRUST_CACHE_SLOTS];
+	pthread_mutex_lock(&cc->mu);
+	hit = sl->used && memcmp(sl->key, key, sizeof(key)) == 0 && at >= sl->lo && at <= sl->hi;
+	if (hit)
+		cc->hits++;
+	else
+		cc->misses++;
+	pthread_mutex_unlock(&cc->mu);
+	if (hit) {
+		err_set(detail, "ok");
+		return TRUST_OK;
+	}
+	st = chain_verify(t, cert, extra, at, purpose, detail, &lo, &hi);
+	if (st != TRUST_OK)
+		return st;
+	/* Good within the chain's dates, the CRLs' and the TTL around this check. */
+	if (t->crl_lo > lo)
+		lo = t->crl_lo;
+	if (t->crl_hi < hi)
+		hi = t->crl_hi;
+	if (at - TRUST_CACHE_TTL > lo)
+		lo = at - TRUST_CACHE_TTL;
+	if (at + TRUST_CACHE_TTL < hi)
+		hi = at + TRUST_CACHE_TTL;
+	if (at < lo || at > hi)
+		return st; /* at an edge: not remembered */
+	pthread_mutex_lock(&cc->mu);
+	memcpy(sl->key, key, sizeof(key));
+	sl->lo = lo;
+	sl->hi = hi;
+	sl->used = 1;
+	pthread_mutex_unlock(&cc->mu);
+	return st;
+}
+
+void
+trust_cache_stats(const struct trust *t, unsigned long *hits, unsigned long *misses)
+{
+	pthread_mutex_lock(&t->cache->mu);
+	*hits = t->cache->hits;
+	*misses = t->cache->misses;
+	pthread_mutex_unlock(&t->cache->mu);
 }
 
 const char *

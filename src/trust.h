@@ -65,6 +65,26 @@ size_t trust_nintermediates(const struct trust *);
  */
 enum trust_status trust_verify(const struct trust *, X509 *cert, STACK_OF(X509) * extra, time_t at,
                                enum trust_purpose purpose, struct errbuf *detail);
+
+/*
+ * Same, remembering chains that verified.  cert_fp and extra_fp[i] are the
+ * cert_fingerprint strings of cert and of each certificate in extra (the
+ * caller has them, e.g. from dercache); with them a chain already found
+ * good for the same certificates and purpose is not built again.  A
+ * remembered result is used only at a time inside the validity of every
+ * certificate of the chain it built (and of every loaded CRL), and within
+ * TRUST_CACHE_TTL seconds of the time it was checked at; only TRUST_OK is
+ * remembered, so a bad chain is always checked in full.  The cache lives
+ * in the struct trust: a reload (new struct trust) or trust_load_crls
+ * empties it.
+ */
+#define TRUST_CACHE_SLOTS 1024 /* chains remembered (direct-mapped) */
+#define TRUST_CACHE_TTL   300  /* seconds */
+enum trust_status trust_verify_fp(const struct trust *, X509 *cert, const char *cert_fp,
+                                  STACK_OF(X509) * extra, const char *const *extra_fp, time_t at,
+                                  enum trust_purpose purpose, struct errbuf *detail);
+/* Chain cache counters, for tests. */
+void trust_cache_stats(const struct trust *, unsigned long *hits, unsigned long *misses);
 const char *trust_status_name(enum trust_status);
 
 #endif

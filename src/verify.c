@@ -15,6 +15,9 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -22,7 +25,9 @@
 #include <openssl/err.h>
 
 #include "b64.h"
+#include "dercache.h"
 #include "mime.h"
+#include "sigdata.h"
 #include "verify.h"
 #include "xmalloc.h"
 
@@ -301,26 +306,21 @@ signing_time(CMS_SignerInfo *si)
 
 /*
  * The certificate an sMIMEEncryptionKeyPreference attribute (RFC 8551
- * 2.5.3) points at, among the message's certificates; NULL if none.
+ * 2.5.3) points at, among the message's certificates; NULL if none.  der
+ * is the attribute value's encoding (dlen bytes).
  */
 static X509 *
-enc_pref_cert(CMS_SignerInfo *si, STACK_OF(X509) * certs)
+enc_pref_find(const unsigned char *der, long dlen, STACK_OF(X509) * certs)
 {
-	int idx = CMS_signed_get_attr_by_NID(si, NID_id_smime_aa_encrypKeyPref, -1);
-	X509_ATTRIBUTE *a;
-	ASN1_TYPE *t;
-	unsigned char *der = NULL;
-	const unsigned char *p, *q;
+	const unsigned char *p = der, *q;
 	long len;
-	int dlen, tag, cls, i;
+	int tag, cls, i;
 	X509_NAME *name = NULL;
 	ASN1_INTEGER *serial = NULL;
 	X509 *found = NULL;
 
-	if (idx < 0 || certs == NULL || (a = CMS_signed_get_attr(si, idx)) == NULL ||
-	    (t = X509_ATTRIBUTE_get0_type(a, 0)) == NULL || (dlen = i2d_ASN1_TYPE(t, &der)) <= 0)
+	if (certs == NULL || dlen <= 0 || dlen > INT_MAX)
 		goto out;
-	p = der;
 	if (ASN1_get_object(&p, &len, &tag, &cls, dlen) & 0x80 || cls != V_ASN1_CONTEXT_SPECIFIC)
 		goto out;
 	if (tag == 0) { /* issuerAndSerialNumber */
@@ -350,6 +350,23 @@ enc_pref_cert(CMS_SignerInfo *si, STACK_OF(X509) * certs)
 out:
 	X509_NAME_free(name);
 	ASN1_INTEGER_free(serial);
+	ERR_clear_error();
+	return found;
+}
+
+static X509 *
+enc_pref_cert(CMS_SignerInfo *si, STACK_OF(X509) * certs)
+{
+	int idx = CMS_signed_get_attr_by_NID(si, NID_id_smime_aa_encrypKeyPref, -1);
+	X509_ATTRIBUTE *a;
+	ASN1_TYPE *t;
+	unsigned char *der = NULL;
+	int dlen;
+	X509 *found = NULL;
+
+	if (idx >= 0 && certs != NULL && (a = CMS_signed_get_attr(si, idx)) != NULL &&
+	    (t = X509_ATTRIBUTE_get0_type(a, 0)) != NULL && (dlen = i2d_ASN1_TYPE(t, &der)) > 0)
+		found = enc_pref_find(der, dlen, certs);
 	OPENSSL_free(der);
 	ERR_clear_error();
 	return found;
@@ -392,6 +409,489 @@ layer_signer(struct verify_layer *L, X509 *cert)
 }
 
 /*
+ * Steps 2 to 4 once the signature holds: the chain now and at the signing
+ * time, usage, From, and the verdict.  With dc (the signer's cache entry)
+ * and fps (the fingerprints of certs) the chain check may use the trust
+ * cache; without them it is built in full (the CMS reference path).
+ */
+static void
+layer_judge(struct vctx *c, struct verify_layer *L, X509 *signer, STACK_OF(X509) * certs,
+            const struct dercert *dc, const char *const *fps, unsigned depth)
+{
+	struct errbuf detail;
+	char addr[256];
+	size_t clen, i;
+	time_t nb, na;
+
+	/* 2. The chain, now and at the signing time. */
+	err_set(&detail, "%s", "");
+	if (dc != NULL)
+		L->chain_now = trust_verify_fp(c->trust, signer, dc->fingerprint, certs, fps,
+		                               c->now, TRUST_PURPOSE_ANY, &detail);
+	else
+		L->chain_now =
+		    trust_verify(c->trust, signer, certs, c->now, TRUST_PURPOSE_ANY, &detail);
+	clen = strnlen(detail.msg, sizeof(L->chain_detail) - 1); /* truncation is fine here */
+	memcpy(L->chain_detail, detail.msg, clen);
+	L->chain_detail[clen] = '\0';
+	/*
+	 * When the chain holds now, it held at the signing time as well unless
+	 * the signer's certificate was not yet (or no longer) valid then: the
+	 * dates answer that without building the chain a second time.
+	 */
+	nb = dc != NULL ? dc->not_before : cert_not_before(signer);
+	na = dc != NULL ? dc->not_after : cert_not_after(signer);
+	if (L->signing_time == (time_t)-1)
+		L->chain_signing = L->chain_now;
+	else if (L->chain_now == TRUST_OK)
+		L->chain_signing = L->signing_time < nb   ? TRUST_NOT_YET_VALID
+		                   : L->signing_time > na ? TRUST_EXPIRED
+		                                          : TRUST_OK;
+	else
+		L->chain_signing =
+		    trust_verify(c->trust, signer, certs, L->signing_time, TRUST_PURPOSE_ANY, NULL);
+	/* 3. Usage, 4. From (outermost layer only: inner layers are other people's). */
+	L->usage = ((dc != NULL ? dc->purposes : cert_purposes(signer)) & CERT_SIGN) ? CHECK_PASS
+	                                                                             : CHECK_FAIL;
+	if (depth == 0 && c->from != NULL) {
+		int found = 0;
+
+		if (verify_from_addr(c->from, addr, sizeof(addr)) == 0) {
+			if (dc == NULL)
+				found = cert_has_email(signer, addr);
+			for (i = 0; dc != NULL && dc->emails[i] != NULL && !found; i++)
+				found = strcasecmp(dc->emails[i], addr) == 0;
+		}
+		L->from = found ? CHECK_PASS : CHECK_FAIL;
+	}
+
+	/*
+	 * XXX: the verdict uses the chain at the verification time, not at
+	 * the (signer-asserted) signing time; chain_signing is reported for
+	 * the audit so that policy can be relaxed later.
+	 */
+	L->verdict = VERDICT_FAIL;
+	if (L->chain_now != TRUST_OK)
+		L->reason = chain_reason(L->chain_now);
+	else if (L->usage != CHECK_PASS)
+		L->reason = REASON_WRONG_KEY_USAGE;
+	else if (L->from == CHECK_FAIL)
+		L->reason = REASON_FROM_MISMATCH;
+	else {
+		L->verdict = VERDICT_PASS;
+		L->reason = REASON_OK;
+	}
+}
+
+/* --- the direct path -------------------------------------------------------- */
+
+/*
+ * Most signatures have one shape (see sigdata.h): for those the DER is
+ * walked here, the certificates come from a cache of decoded ones, and
+ * the signature and message digest are checked with fetched algorithms
+ * and a public-key verification.  Anything else, and every signature
+ * that does not verify this way, goes through OpenSSL's CMS decoder (the
+ * reference path) so that failures keep their exact reasons.
+ */
+
+/* OID contents of the algorithms and attributes the direct path knows. */
+static const unsigned char oid_sha256[] = {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01};
+static const unsigned char oid_sha384[] = {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02};
+static const unsigned char oid_sha512[] = {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03};
+static const unsigned char oid_rsa[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01};
+static const unsigned char oid_rsa256[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b};
+static const unsigned char oid_rsa384[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c};
+static const unsigned char oid_rsa512[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d};
+static const unsigned char oid_ecdsa256[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
+static const unsigned char oid_ecdsa384[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03};
+static const unsigned char oid_ecdsa512[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04};
+static const unsigned char oid_content_type[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                                 0x0d, 0x01, 0x09, 0x03};
+static const unsigned char oid_message_digest[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                                   0x0d, 0x01, 0x09, 0x04};
+static const unsigned char oid_signing_time[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                                 0x0d, 0x01, 0x09, 0x05};
+/* id-aa-encrypKeyPref 1.2.840.113549.1.9.16.2.11 */
+static const unsigned char oid_enc_pref[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
+                                             0x01, 0x09, 0x10, 0x02, 0x0b};
+
+struct alg {
+	const unsigned char *oid;
+	size_t olen;
+	int nid;     /* for the name reported (as the CMS path reports it) */
+	int keytype; /* signature algorithms: EVP_PKEY_RSA or EVP_PKEY_EC */
+};
+
+#define ALG(o, nid, kt)                                                                            \
+	{                                                                                          \
+		o, sizeof(o), nid, kt                                                              \
+	}
+static const struct alg digest_algs[] = {
+    ALG(oid_sha256, NID_sha256, 0),
+    ALG(oid_sha384, NID_sha384, 0),
+    ALG(oid_sha512, NID_sha512, 0),
+};
+static const struct alg sig_algs[] = {
+    ALG(oid_rsa, NID_rsaEncryption, EVP_PKEY_RSA),
+    ALG(oid_rsa256, NID_sha256WithRSAEncryption, EVP_PKEY_RSA),
+    ALG(oid_rsa384, NID_sha384WithRSAEncryption, EVP_PKEY_RSA),
+    ALG(oid_rsa512, NID_sha512WithRSAEncryption, EVP_PKEY_RSA),
+    ALG(oid_ecdsa256, NID_ecdsa_with_SHA256, EVP_PKEY_EC),
+    ALG(oid_ecdsa384, NID_ecdsa_with_SHA384, EVP_PKEY_EC),
+    ALG(oid_ecdsa512, NID_ecdsa_with_SHA512, EVP_PKEY_EC),
+};
+#define NDIGESTS (sizeof(digest_algs) / sizeof(digest_algs[0]))
+
+/* Process-wide state of the direct path, set up once. */
+static pthread_once_t direct_once = PTHREAD_ONCE_INIT;
+static EVP_MD *direct_md[NDIGESTS]; /* fetched once, in digest_algs order */
+static struct dercache *direct_certs;
+static int direct_off; /* 1: CMS path only */
+
+/*
+ * Prepared public-key contexts, per thread (an EVP_PKEY_CTX is not for
+ * sharing): making one (a provider fetch, verify_init, the digest
+ * parameter) costs a tenth of an RSA verification.  Each slot holds a
+ * reference on its key, so while it is there no other key can have its
+ * address and a pointer comparison is enough.
+ */
+#define PCTX_SLOTS 8
+struct pctx_slot {
+	EVP_PKEY *pk;
+	const EVP_MD *md;
+	EVP_PKEY_CTX *ctx;
+};
+static pthread_key_t pctx_key;
+static int pctx_ok; /* the key exists */
+
+static void
+pctx_free(void *p)
+{
+	struct pctx_slot *tab = p;
+	size_t i;
+
+	for (i = 0; i < PCTX_SLOTS; i++)
+		EVP_PKEY_CTX_free(tab[i].ctx);
+	free(tab);
+}
+
+static void
+direct_init(void)
+{
+	static const char *const names[NDIGESTS] = {"SHA256", "SHA384", "SHA512"};
+	const char *env = getenv("SMIMEGW_VERIFY_CMS");
+	size_t i;
+
+	for (i = 0; i < NDIGESTS; i++)
+		direct_md[i] = EVP_MD_fetch(NULL, names[i], NULL);
+	direct_certs = dercache_new(VERIFY_CERT_CACHE_ENTRIES, VERIFY_CERT_CACHE_BYTES);
+	pctx_ok = pthread_key_create(&pctx_key, pctx_free) == 0;
+	if (env != NULL && env[0] != '\0' && strcmp(env, "0") != 0)
+		__atomic_store_n(&direct_off, 1, __ATOMIC_RELAXED);
+	ERR_clear_error();
+}
+
+void
+verify_set_cms(int on)
+{
+	pthread_once(&direct_once, direct_init);
+	__atomic_store_n(&direct_off, on != 0, __ATOMIC_RELAXED);
+}
+
+const char *
+verify_backend(void)
+{
+	pthread_once(&direct_once, direct_init);
+	return __atomic_load_n(&direct_off, __ATOMIC_RELAXED) ? "cms" : "direct";
+}
+
+void
+verify_cert_cache_stats(size_t *entries, size_t *bytes, unsigned long *hits, unsigned long *misses)
+{
+	struct dercache_stats st;
+
+	pthread_once(&direct_once, direct_init);
+	dercache_stats(direct_certs, &st);
+	*entries = st.entries;
+	*bytes = st.bytes;
+	*hits = st.hits;
+	*misses = st.misses;
+}
+
+static int
+direct_enabled(void)
+{
+	pthread_once(&direct_once, direct_init);
+	return !__atomic_load_n(&direct_off, __ATOMIC_RELAXED);
+}
+
+static const struct alg *
+alg_find(const struct alg *tab, size_t n, const struct sigdata_slice *oid)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (sigdata_oid_is(oid, tab[i].oid, tab[i].olen))
+			return &tab[i];
+	return NULL;
+}
+
+/* A signed attribute's single value, if it has tag t: its contents. */
+static int
+attr_value(const struct sigdata *sd, const unsigned char *oid, size_t olen, unsigned char t,
+           struct sigdata_slice *out)
+{
+	const struct sigdata_attr *a = sigdata_attr_find(sd, oid, olen);
+	const unsigned char *p;
+	size_t hl;
+
+	if (a == NULL || a->value.n < 2 || a->value.p[0] != t)
+		return -1;
+	p = a->value.p;
+	hl = p[1] < 0x80 ? 2 : 2 + (p[1] & 0x7f); /* sigdata checked the length form */
+	out->p = p + hl;
+	out->n = a->value.n - hl;
+	return 0;
+}
+
+/* A time value (whole TLV) as time_t; -1 on a value the CMS path could not read either. */
+static int
+time_value(const struct sigdata_slice *v, time_t *out)
+{
+	ASN1_TIME *t = ASN1_TIME_new();
+	const unsigned char *p = v->p;
+	struct tm tm;
+	int ok;
+
+	ok = t != NULL && d2i_ASN1_TIME(&t, &p, (long)v->n) != NULL && p == v->p + v->n &&
+	     (t->type == V_ASN1_UTCTIME || t->type == V_ASN1_GENERALIZEDTIME) &&
+	     ASN1_TIME_to_tm(t, &tm) == 1;
+	ASN1_TIME_free(t);
+	if (!ok) {
+		ERR_clear_error();
+		return -1;
+	}
+	*out = timegm(&tm);
+	return 0;
+}
+
+/*
+ * The message certificate the SignerInfo names, as CMS_set1_signers_certs
+ * would pick it (the first match); -1 if none, or when a certificate could
+ * match by OpenSSL's name comparison but not byte for byte (left to it).
+ */
+static int
+direct_signer(const struct sigdata *sd, const struct dercert *const *dc, size_t n)
+{
+	ASN1_INTEGER *serial = NULL;
+	const unsigned char *p;
+	size_t i;
+	int found = -1;
+
+	if (sd->sid_skid.p != NULL) {
+		for (i = 0; i < n; i++) {
+			const ASN1_OCTET_STRING *k = X509_get0_subject_key_id(dc[i]->x509);
+
+			if (k != NULL && (size_t)k->length == sd->sid_skid.n &&
+			    memcmp(k->data, sd->sid_skid.p, sd->sid_skid.n) == 0)
+				return (int)i;
+		}
+		return -1;
+	}
+	p = sd->sid_serial.p;
+	if ((serial = d2i_ASN1_INTEGER(NULL, &p, (long)sd->sid_serial.n)) == NULL ||
+	    p != sd->sid_serial.p + sd->sid_serial.n)
+		goto out;
+	for (i = 0; i < n; i++) {
+		const unsigned char *ider;
+		size_t ilen;
+
+		if (ASN1_INTEGER_cmp(X509_get0_serialNumber(dc[i]->x509), serial) != 0)
+			continue;
+		if (X509_NAME_get0_der(X509_get_issuer_name(dc[i]->x509), &ider, &ilen) != 1 ||
+		    ilen != sd->sid_issuer.n || memcmp(ider, sd->sid_issuer.p, ilen) != 0)
+			break; /* same serial, other bytes: let X509_NAME_cmp decide */
+		found = (int)i;
+		break;
+	}
+out:
+	ASN1_INTEGER_free(serial);
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
+	return found;
+}
+
+/* Digest of p (n bytes), or of the signed attributes re-tagged as a SET. */
+static int
+direct_digest(EVP_MD_CTX *ctx, const EVP_MD *md, const unsigned char *p, size_t n, int as_set,
+              unsigned char *out, unsigned *outlen)
+{
+	static const unsigned char set_tag = 0x31;
+	int ok;
+
+	ok = ctx != NULL && EVP_DigestInit_ex2(ctx, md, NULL) == 1;
+	if (ok && as_set)
+		ok = EVP_DigestUpdate(ctx, &set_tag, 1) == 1 &&
+		     EVP_DigestUpdate(ctx, p + 1, n - 1) == 1;
+	else if (ok)
+		ok = EVP_DigestUpdate(ctx, p, n) == 1;
+	ok = ok && EVP_DigestFinal_ex(ctx, out, outlen) == 1;
+	return ok ? 0 : -1;
+}
+
+/* One public-key verification of sig over the digest dig. */
+static int
+direct_pkey_verify(EVP_PKEY *pk, const EVP_MD *md, const struct sigdata_slice *sig,
+                   const unsigned char *dig, size_t dlen)
+{
+	struct pctx_slot *tab, *sl;
+
+	if (!pctx_ok)
+		return -1; /* the CMS path then */
+	if ((tab = pthread_getspecific(pctx_key)) == NULL) {
+		tab = xcalloc(PCTX_SLOTS, sizeof(*tab));
+		if (pthread_setspecific(pctx_key, tab) != 0) {
+			free(tab);
+			return -1;
+		}
+	}
+	sl = &tab[((uintptr_t)pk >> 6) % PCTX_SLOTS];
+	if (sl->ctx == NULL || sl->pk != pk || sl->md != md) {
+		EVP_PKEY_CTX_free(sl->ctx);
+		sl->ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+		sl->pk = pk;
+		sl->md = md;
+		if (sl->ctx == NULL || EVP_PKEY_verify_init(sl->ctx) != 1 ||
+		    EVP_PKEY_CTX_set_signature_md(sl->ctx, md) != 1) {
+			EVP_PKEY_CTX_free(sl->ctx);
+			sl->ctx = NULL;
+			return -1;
+		}
+	}
+	return EVP_PKEY_verify(sl->ctx, sig->p, sig->n, dig, dlen) == 1 ? 0 : -1;
+}
+
+/*
+ * The whole check of one signature on the direct path, into L (zeroed by
+ * the caller).  0 when L holds the result; -1 to use the CMS path instead
+ * (L is then left empty).  inner as for check_cms.
+ */
+static int
+check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, size_t derlen,
+             const unsigned char *detached, size_t dlen, unsigned depth,
+             const unsigned char **inner, size_t *innerlen)
+{
+	struct sigdata sd;
+	const struct dercert *dc[SIGDATA_MAX_CERTS] = {NULL};
+	const char *fps[SIGDATA_MAX_CERTS];
+	STACK_OF(X509) *certs = NULL;
+	const struct alg *dg, *sa;
+	const EVP_MD *md = NULL;
+	EVP_MD_CTX *mctx = NULL;
+	EVP_PKEY *pk;
+	struct sigdata_slice ct, mdv, content;
+	const struct sigdata_attr *st, *ep;
+	unsigned char dig[EVP_MAX_MD_SIZE];
+	unsigned dl;
+	size_t i, j;
+	int si, rc = -1;
+	time_t signing = (time_t)-1;
+
+	if (sigdata_parse(der, derlen, &sd) == -1)
+		goto out;
+	if (detached != NULL) {
+		content.p = detached;
+		content.n = dlen;
+	} else if ((content = sd.content).p == NULL)
+		goto out;
+	/* Algorithms: the signer's digest among the SignedData's, all of them known. */
+	if ((dg = alg_find(digest_algs, NDIGESTS, &sd.digest_alg)) == NULL ||
+	    (sa = alg_find(sig_algs, sizeof(sig_algs) / sizeof(sig_algs[0]), &sd.sig_alg)) ==
+	        NULL ||
+	    (md = direct_md[dg - digest_algs]) == NULL)
+		goto out;
+	for (i = 0, j = 0; i < sd.ndigests; i++) {
+		const struct alg *a = alg_find(digest_algs, NDIGESTS, &sd.digests[i]);
+
+		if (a == NULL)
+			goto out;
+		j += a == dg;
+	}
+	if (j == 0)
+		goto out;
+	/* Attributes: contentType matching eContentType, messageDigest, a readable time. */
+	if (attr_value(&sd, oid_content_type, sizeof(oid_content_type), 0x06, &ct) == -1 ||
+	    ct.n != sd.content_type.n || memcmp(ct.p, sd.content_type.p, ct.n) != 0 ||
+	    attr_value(&sd, oid_message_digest, sizeof(oid_message_digest), 0x04, &mdv) == -1)
+		goto out;
+	for (i = 0; i < sd.nattrs; i++) {
+		time_t t;
+
+		if ((sd.attrs[i].value.p[0] == 0x17 || sd.attrs[i].value.p[0] == 0x18) &&
+		    !sigdata_oid_is(&sd.attrs[i].type, oid_signing_time,
+		                    sizeof(oid_signing_time)) &&
+		    time_value(&sd.attrs[i].value, &t) == -1)
+			goto out;
+	}
+	if ((st = sigdata_attr_find(&sd, oid_signing_time, sizeof(oid_signing_time))) != NULL &&
+	    time_value(&st->value, &signing) == -1)
+		goto out;
+	/* Certificates, decoded once per process. */
+	if ((certs = sk_X509_new_reserve(NULL, (int)sd.ncerts)) == NULL)
+		goto out;
+	for (i = 0; i < sd.ncerts; i++) {
+		if ((dc[i] = dercache_get(direct_certs, sd.certs[i].p, sd.certs[i].n)) == NULL)
+			goto out;
+		fps[i] = dc[i]->fingerprint;
+		(void)sk_X509_push(certs, dc[i]->x509);
+	}
+	if ((si = direct_signer(&sd, dc, sd.ncerts)) < 0 ||
+	    (pk = X509_get0_pubkey(dc[si]->x509)) == NULL ||
+	    EVP_PKEY_get_base_id(pk) != sa->keytype)
+		goto out;
+
+	/* 1. The signature over the signed attributes, the digest over the exact bytes. */
+	mctx = EVP_MD_CTX_new();
+	if (direct_digest(mctx, md, sd.signed_attrs.p, sd.signed_attrs.n, 1, dig, &dl) == -1 ||
+	    direct_pkey_verify(pk, md, &sd.signature, dig, dl) == -1)
+		goto out;
+	if (direct_digest(mctx, md, content.p, content.n, 0, dig, &dl) == -1 || dl != mdv.n ||
+	    CRYPTO_memcmp(dig, mdv.p, dl) != 0)
+		goto out;
+
+	/* The same fields as the CMS path. */
+	L->signing_time = signing;
+	snprintf(L->digest_alg, sizeof(L->digest_alg), "%s", OBJ_nid2sn(dg->nid));
+	snprintf(L->sig_alg, sizeof(L->sig_alg), "%s", OBJ_nid2sn(sa->nid));
+	X509_up_ref(dc[si]->x509);
+	L->signer = dc[si]->x509;
+	L->subject = xstrdup(dc[si]->subject);
+	L->issuer = xstrdup(dc[si]->issuer);
+	L->serial = xstrdup(dc[si]->serial);
+	memcpy(L->fingerprint, dc[si]->fingerprint, sizeof(L->fingerprint));
+	L->not_after = dc[si]->not_after;
+	memcpy(L->email, dc[si]->email, sizeof(L->email));
+	if ((ep = sigdata_attr_find(&sd, oid_enc_pref, sizeof(oid_enc_pref))) != NULL)
+		L->enc_pref = enc_pref_find(ep->value.p, (long)ep->value.n, certs);
+	L->signature = CHECK_PASS;
+	L->sig_reason = REASON_OK;
+	layer_judge(c, L, dc[si]->x509, certs, dc[si], fps, depth);
+	if (detached == NULL) {
+		*inner = content.p;
+		*innerlen = content.n;
+	}
+	rc = 0;
+out:
+	for (i = 0; i < SIGDATA_MAX_CERTS; i++)
+		dercache_put(dc[i]);
+	sk_X509_free(certs);
+	EVP_MD_CTX_free(mctx);
+	if (ERR_peek_error() != 0)
+		ERR_clear_error();
+	return rc;
+}
+
+/*
  * Checks one CMS SignedData blob.  detached (may be NULL) is the signed
  * content of a multipart/signed; otherwise the embedded content is used
  * and returned in *inner (pointing into *cmsp, which the caller frees).
@@ -399,7 +899,7 @@ layer_signer(struct verify_layer *L, X509 *cert)
 static void
 check_cms(struct vctx *c, struct verify_layer *L, const unsigned char *der, size_t derlen,
           const unsigned char *detached, size_t dlen, unsigned depth, CMS_ContentInfo **cmsp,
-          const unsigned char **inner, size_t *innerlen)
+          const unsigned char **inner, size_t *innerlen, int try_direct)
 {
 	const unsigned char *p = der;
 	CMS_ContentInfo *cms = NULL;
@@ -411,11 +911,19 @@ check_cms(struct vctx *c, struct verify_layer *L, const unsigned char *der, size
 	ASN1_OCTET_STRING **pos;
 	const unsigned char *content;
 	size_t clen;
-	struct errbuf detail;
-	char addr[256];
 
 	*inner = NULL;
 	*innerlen = 0;
+	if (try_direct && direct_enabled()) {
+		struct verify_layer d;
+
+		memset(&d, 0, sizeof(d));
+		if (check_direct(c, &d, der, derlen, detached, dlen, depth, inner, innerlen) == 0) {
+			d.kind = L->kind;
+			*L = d;
+			return;
+		}
+	}
 	L->verdict = VERDICT_PERMERROR;
 	L->reason = L->sig_reason = REASON_MALFORMED;
 	L->signature = CHECK_FAIL;
@@ -484,90 +992,52 @@ check_cms(struct vctx *c, struct verify_layer *L, const unsigned char *der, size
 	L->signature = CHECK_PASS;
 	L->sig_reason = REASON_OK;
 
-	/* 2. The chain, now and at the signing time. */
-	err_set(&detail, "%s", "");
-	L->chain_now = trust_verify(c->trust, signer, certs, c->now, TRUST_PURPOSE_ANY, &detail);
-	clen = strnlen(detail.msg, sizeof(L->chain_detail) - 1); /* truncation is fine here */
-	memcpy(L->chain_detail, detail.msg, clen);
-	L->chain_detail[clen] = '\0';
-	/*
-	 * When the chain holds now, it held at the signing time as well unless
-	 * the signer's certificate was not yet (or no longer) valid then: the
-	 * dates answer that without building the chain a second time.
-	 */
-	if (L->signing_time == (time_t)-1)
-		L->chain_signing = L->chain_now;
-	else if (L->chain_now == TRUST_OK)
-		L->chain_signing = L->signing_time < cert_not_before(signer)  ? TRUST_NOT_YET_VALID
-		                   : L->signing_time > cert_not_after(signer) ? TRUST_EXPIRED
-		                                                              : TRUST_OK;
-	else
-		L->chain_signing =
-		    trust_verify(c->trust, signer, certs, L->signing_time, TRUST_PURPOSE_ANY, NULL);
-	/* 3. Usage, 4. From (outermost layer only: inner layers are other people's). */
-	L->usage = (cert_purposes(signer) & CERT_SIGN) ? CHECK_PASS : CHECK_FAIL;
-	if (depth == 0 && c->from != NULL)
-		L->from = verify_from_addr(c->from, addr, sizeof(addr)) == 0 &&
-		                  cert_has_email(signer, addr)
-		              ? CHECK_PASS
-		              : CHECK_FAIL;
-
-	/*
-	 * XXX: the verdict uses the chain at the verification time, not at
-	 * the (signer-asserted) signing time; chain_signing is reported for
-	 * the audit so that policy can be relaxed later.
-	 */
-	L->verdict = VERDICT_FAIL;
-	if (L->chain_now != TRUST_OK)
-		L->reason = chain_reason(L->chain_now);
-	else if (L->usage != CHECK_PASS)
-		L->reason = REASON_WRONG_KEY_USAGE;
-	else if (L->from == CHECK_FAIL)
-		L->reason = REASON_FROM_MISMATCH;
-	else {
-		L->verdict = VERDICT_PASS;
-		L->reason = REASON_OK;
-	}
+	layer_judge(c, L, signer, certs, NULL, NULL, depth);
 out:
 	sk_X509_pop_free(certs, X509_free);
 	ERR_clear_error();
 }
 
-/* Offsets of the delimiter lines "--boundary" in body: up to 3 (open, middle, close). */
+/*
+ * Offsets of the delimiter lines "--boundary" in body: up to 3 (open,
+ * middle, close).  The boundary itself is searched for (memmem skips
+ * through a long body far faster than a scan line by line); each hit must
+ * start a line with "--".
+ */
 static size_t
 find_delims(const unsigned char *b, size_t n, const char *boundary, size_t start[3], size_t end[3],
             int *closed)
 {
-	size_t blen = strlen(boundary), i = 0, nd = 0;
+	size_t blen = strlen(boundary), from = 0, lo = 0, nd = 0;
+	const unsigned char *hit;
 
 	*closed = 0;
-	while (i < n && nd < 3) {
-		if ((i == 0 || b[i - 1] == '\n') && n - i >= blen + 2 && b[i] == '-' &&
-		    b[i + 1] == '-' && memcmp(b + i + 2, boundary, blen) == 0) {
-			size_t j = i + 2 + blen;
-			int close = 0;
+	if (blen == 0)
+		return 0;
+	while (nd < 3 && from < n && (hit = memmem(b + from, n - from, boundary, blen)) != NULL) {
+		size_t i = (size_t)(hit - b), j = i + blen;
+		int close = 0;
 
-			if (n - j >= 2 && b[j] == '-' && b[j + 1] == '-') {
-				close = 1;
-				j += 2;
-			}
-			while (j < n && (b[j] == ' ' || b[j] == '\t'))
-				j++;
-			if (j == n || eol_len(b + j, n - j) || close) {
-				start[nd] = i;
-				end[nd] = j + (j < n ? eol_len(b + j, n - j) : 0);
-				nd++;
-				if (close) {
-					*closed = 1;
-					break;
-				}
-				i = end[nd - 1];
-				continue;
-			}
+		from = i + 1;
+		if (i < lo + 2 || b[i - 1] != '-' || b[i - 2] != '-' || (i > 2 && b[i - 3] != '\n'))
+			continue;
+		i -= 2;
+		if (n - j >= 2 && b[j] == '-' && b[j + 1] == '-') {
+			close = 1;
+			j += 2;
 		}
-		while (i < n && b[i] != '\n')
-			i++;
-		i++;
+		while (j < n && (b[j] == ' ' || b[j] == '\t'))
+			j++;
+		if (j == n || eol_len(b + j, n - j) || close) {
+			start[nd] = i;
+			end[nd] = j + (j < n ? eol_len(b + j, n - j) : 0);
+			nd++;
+			if (close) {
+				*closed = 1;
+				break;
+			}
+			from = lo = end[nd - 1];
+		}
 	}
 	return nd;
 }
@@ -656,7 +1126,7 @@ verify_multipart(struct vctx *c, const struct mime_ctype *ct, const unsigned cha
 	                         sig->bodylen, VERIFY_MAX_SIG_SIZE, &derlen);
 	if (der == NULL)
 		goto out;
-	check_cms(c, L, der, derlen, body + p1, p1len, depth, &cms, &inner, &innerlen);
+	check_cms(c, L, der, derlen, body + p1, p1len, depth, &cms, &inner, &innerlen, 1);
 	if (L->signature == CHECK_PASS || L->sig_reason != REASON_MALFORMED)
 		verify_inner(c, body + p1, p1len, depth + 1);
 out:
@@ -685,7 +1155,23 @@ verify_opaque(struct vctx *c, const void *cte, size_t ctelen, const unsigned cha
 		}
 		goto out;
 	}
-	/* The CMS content type decides, whatever smime-type said. */
+	/*
+	 * The CMS content type decides, whatever smime-type said.  A signature
+	 * the direct path verifies is signed-data; anything else is left to
+	 * the CMS decoder, as it always was.
+	 */
+	if (direct_enabled() && c->res->nlayers < VERIFY_MAX_LAYERS) {
+		struct verify_layer d;
+
+		memset(&d, 0, sizeof(d));
+		if (check_direct(c, &d, der, derlen, NULL, 0, depth, &inner, &innerlen) == 0) {
+			L = new_layer(c);
+			*L = d;
+			L->kind = VERIFY_KIND_OPAQUE;
+			verify_inner(c, inner, innerlen, depth + 1);
+			goto out;
+		}
+	}
 	p = der;
 	probe = d2i_CMS_ContentInfo(NULL, &p, (long)derlen);
 	ERR_clear_error();
@@ -694,7 +1180,7 @@ verify_opaque(struct vctx *c, const void *cte, size_t ctelen, const unsigned cha
 	if ((L = new_layer(c)) == NULL)
 		goto out;
 	L->kind = VERIFY_KIND_OPAQUE;
-	check_cms(c, L, der, derlen, NULL, 0, depth, &cms, &inner, &innerlen);
+	check_cms(c, L, der, derlen, NULL, 0, depth, &cms, &inner, &innerlen, 0);
 	if (inner != NULL)
 		verify_inner(c, inner, innerlen, depth + 1);
 out:

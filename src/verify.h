@@ -41,10 +41,12 @@
 #include "trust.h"
 #include "verdict.h"
 
-#define VERIFY_MAX_LAYERS   4          /* nested signatures reported */
-#define VERIFY_MAX_SIG_SIZE (1u << 20) /* bytes of one decoded signature/opaque blob */
-#define VERIFY_MAX_SIGNERS  8          /* SignerInfos looked at (the first is reported) */
-#define ENTITY_MAX_FIELDS   200        /* header fields of one MIME entity */
+#define VERIFY_MAX_LAYERS         4           /* nested signatures reported */
+#define VERIFY_MAX_SIG_SIZE       (1u << 20)  /* bytes of one decoded signature/opaque blob */
+#define VERIFY_MAX_SIGNERS        8           /* SignerInfos looked at (the first is reported) */
+#define ENTITY_MAX_FIELDS         200         /* header fields of one MIME entity */
+#define VERIFY_CERT_CACHE_ENTRIES 4096        /* decoded signature certificates kept */
+#define VERIFY_CERT_CACHE_BYTES   (16u << 20) /* ... and their DER bytes at most */
 
 /* --- a raw MIME entity (headers + body) split without copying --------- */
 
@@ -154,6 +156,22 @@ void verify_result_release(struct verify_result *);
 
 /* The verdict that sums up the result: the outermost layer's, VERDICT_NONE when unsigned. */
 enum verdict verify_result_verdict(const struct verify_result *);
+
+/*
+ * Two ways to the same result.  The direct path walks the DER of common
+ * signatures itself and keeps decoded certificates (and, in the struct
+ * trust, chains that verified) across messages; everything else, and
+ * every signature that does not pass, goes through OpenSSL's CMS decoder,
+ * the reference.  verify_set_cms(1) (or SMIMEGW_VERIFY_CMS=1 in the
+ * environment) uses the reference path for everything, for comparison.
+ * Process-wide; set it before verifying from several threads.
+ */
+void verify_set_cms(int on);
+/* "direct" or "cms". */
+const char *verify_backend(void);
+/* The certificate cache of the direct path, for tests and statistics. */
+void verify_cert_cache_stats(size_t *entries, size_t *bytes, unsigned long *hits,
+                             unsigned long *misses);
 
 /* Extracts the addr-spec from a From header value into out; -1 if none fits. */
 int verify_from_addr(const char *from, char *out, size_t outsz);

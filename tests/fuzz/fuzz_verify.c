@@ -3,6 +3,8 @@
  * messages: verify_message on the msgbuf, verify_entity and entity_parse /
  * entity_decode_body on the raw bytes.  Trust anchors: the test PKI and the
  * NSS corpus CA, so real signatures in the seeds get past the CMS layer.
+ * Every message is verified on the direct path and on the CMS reference
+ * path, and the two results must be the same.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -33,6 +35,40 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	}
 	return 0;
+}
+
+/* Aborts when the direct path and the CMS path disagree on any reported field. */
+static void
+same_as_reference(const struct msgbuf *mb, const char *from, const struct verify_result *d)
+{
+	struct verify_result r;
+	struct errbuf eb;
+	size_t i;
+
+	verify_set_cms(1);
+	if (verify_message(mb, trust, from, NOW, &r, &eb) != OUTCOME_OK)
+		abort();
+	verify_set_cms(0);
+	if (r.nlayers != d->nlayers || r.truncated != d->truncated)
+		abort();
+	for (i = 0; i < r.nlayers; i++) {
+		const struct verify_layer *a = &r.layer[i], *b = &d->layer[i];
+
+		if (a->verdict != b->verdict || a->reason != b->reason || a->kind != b->kind ||
+		    a->signature != b->signature || a->sig_reason != b->sig_reason ||
+		    a->lf_canon != b->lf_canon || a->chain_now != b->chain_now ||
+		    a->chain_signing != b->chain_signing || a->usage != b->usage ||
+		    a->from != b->from || a->signing_time != b->signing_time ||
+		    a->not_after != b->not_after || strcmp(a->email, b->email) != 0 ||
+		    strcmp(a->fingerprint, b->fingerprint) != 0 ||
+		    strcmp(a->digest_alg, b->digest_alg) != 0 ||
+		    strcmp(a->sig_alg, b->sig_alg) != 0 ||
+		    strcmp(a->chain_detail, b->chain_detail) != 0 ||
+		    (a->signer == NULL) != (b->signer == NULL) ||
+		    (a->enc_pref == NULL) != (b->enc_pref == NULL))
+			abort();
+	}
+	verify_result_release(&r);
 }
 
 static char *
@@ -68,6 +104,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (strlen(vr.layer[i].email) >= sizeof(vr.layer[i].email))
 				abort();
 		(void)verify_result_verdict(&vr);
+		same_as_reference(mb, from, &vr);
 	}
 	verify_result_release(&vr);
 	if (from != NULL)

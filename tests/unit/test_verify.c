@@ -5,6 +5,8 @@
  */
 #include "autoconf.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -551,4 +553,319 @@ Test(verify, from_addr)
 	cr_assert_eq(verify_from_addr(" j@example.org ", a, sizeof(a)), 0);
 	cr_assert_str_eq(a, "j@example.org");
 	cr_assert_eq(verify_from_addr("undisclosed", a, sizeof(a)), -1);
+}
+
+/* --- the direct path against the CMS reference path ----------------------- */
+
+static void
+assert_same_str(const char *a, const char *b, const char *what, const char *field)
+{
+	if (a == NULL || b == NULL)
+		cr_assert(a == b, "%s: %s: %s vs %s", what, field, a ? a : "NULL", b ? b : "NULL");
+	else
+		cr_assert_str_eq(a, b, "%s: %s", what, field);
+}
+
+static void
+assert_same_cert(X509 *a, X509 *b, const char *what, const char *field)
+{
+	if (a == NULL || b == NULL)
+		cr_assert(a == b, "%s: %s present on one path only", what, field);
+	else
+		cr_assert_eq(X509_cmp(a, b), 0, "%s: %s differs", what, field);
+}
+
+/* Every field of every layer, as the milter, the audit and Authentication-Results see it. */
+static void
+assert_same_result(const struct verify_result *r, const struct verify_result *d, const char *what)
+{
+	size_t i;
+
+	cr_assert_eq(r->nlayers, d->nlayers, "%s: %zu vs %zu layers", what, r->nlayers, d->nlayers);
+	cr_assert_eq(r->truncated, d->truncated, "%s", what);
+	for (i = 0; i < r->nlayers; i++) {
+		const struct verify_layer *a = &r->layer[i], *b = &d->layer[i];
+
+		cr_assert_eq(a->verdict, b->verdict, "%s: layer %zu verdict %s vs %s", what, i,
+		             verdict_name(a->verdict), verdict_name(b->verdict));
+		cr_assert_eq(a->reason, b->reason, "%s: layer %zu reason %s vs %s", what, i,
+		             reason_name(a->reason), reason_name(b->reason));
+		cr_assert_eq(a->kind, b->kind, "%s", what);
+		cr_assert_eq(a->signature, b->signature, "%s", what);
+		cr_assert_eq(a->sig_reason, b->sig_reason, "%s", what);
+		cr_assert_eq(a->lf_canon, b->lf_canon, "%s", what);
+		cr_assert_eq(a->chain_now, b->chain_now, "%s", what);
+		cr_assert_eq(a->chain_signing, b->chain_signing, "%s", what);
+		cr_assert_eq(a->usage, b->usage, "%s", what);
+		cr_assert_eq(a->from, b->from, "%s", what);
+		assert_same_str(a->subject, b->subject, what, "subject");
+		assert_same_str(a->issuer, b->issuer, what, "issuer");
+		assert_same_str(a->serial, b->serial, what, "serial");
+		assert_same_str(a->fingerprint, b->fingerprint, what, "fingerprint");
+		assert_same_str(a->email, b->email, what, "email");
+		cr_assert_eq(a->not_after, b->not_after, "%s", what);
+		cr_assert_eq(a->signing_time, b->signing_time, "%s", what);
+		assert_same_str(a->digest_alg, b->digest_alg, what, "digest_alg");
+		assert_same_str(a->sig_alg, b->sig_alg, what, "sig_alg");
+		assert_same_str(a->chain_detail, b->chain_detail, what, "chain_detail");
+		assert_same_cert(a->signer, b->signer, what, "signer");
+		assert_same_cert(a->enc_pref, b->enc_pref, what, "enc_pref");
+	}
+}
+
+/*
+ * Verifies mb on the reference path, then twice on the direct path (cold
+ * and warm caches), and checks that the three results are the same.
+ */
+static void
+compare_paths(const struct msgbuf *mb, const struct trust *t, const char *from, time_t at,
+              const char *what)
+{
+	struct verify_result ref, d1, d2;
+	struct errbuf eb;
+
+	verify_set_cms(1);
+	cr_assert_eq(verify_message(mb, t, from, at, &ref, &eb), OUTCOME_OK);
+	verify_set_cms(0);
+	cr_assert_eq(verify_message(mb, t, from, at, &d1, &eb), OUTCOME_OK);
+	cr_assert_eq(verify_message(mb, t, from, at, &d2, &eb), OUTCOME_OK);
+	assert_same_result(&ref, &d1, what);
+	assert_same_result(&ref, &d2, what);
+	verify_result_release(&ref);
+	verify_result_release(&d1);
+	verify_result_release(&d2);
+}
+
+/* The message and tampered copies: one letter or digit changed at spread-out body offsets. */
+static void
+compare_file(const char *path, const struct trust *const *ts, size_t nt, const time_t *at,
+             size_t nat)
+{
+	size_t n, bodyoff, k, i, j;
+	char *p = slurp(path, &n), *q, *from, what[700];
+	struct entity *e = malloc(sizeof(*e));
+	struct msgbuf *mb;
+
+	if (entity_parse(p, n, e) != 0) {
+		free(e);
+		free(p);
+		return;
+	}
+	bodyoff = (size_t)((const char *)e->body - p);
+	free(e);
+	for (k = 0; k <= 24; k++) {
+		size_t pos = bodyoff + (n - bodyoff) * k / 25;
+
+		q = malloc(n + 1);
+		memcpy(q, p, n + 1);
+		if (k > 0) {
+			while (pos < n && !isalnum((unsigned char)q[pos]))
+				pos++;
+			if (pos == n) {
+				free(q);
+				continue;
+			}
+			q[pos] = q[pos] == 'A' ? 'B' : 'A';
+		}
+		mb = mb_from_bytes(q, n);
+		from = from_of(mb);
+		for (i = 0; i < nt; i++)
+			for (j = 0; j < nat; j++) {
+				snprintf(what, sizeof(what),
+				         "%s (tamper %zu at %zu, trust %zu, time %zu)", path, k,
+				         pos, i, j);
+				compare_paths(mb, ts[i], from, at[j], what);
+			}
+		free(from);
+		msgbuf_free(mb);
+		free(q);
+	}
+	free(p);
+}
+
+static void
+compare_dir(const char *dir, const struct trust *const *ts, size_t nt, const time_t *at, size_t nat)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char path[600];
+	size_t nfiles = 0;
+
+	cr_assert_not_null(d, "%s", dir);
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (len < 4 || strcmp(de->d_name + len - 4, ".eml") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		compare_file(path, ts, nt, at, nat);
+		nfiles++;
+	}
+	closedir(d);
+	cr_assert_gt(nfiles, 0);
+}
+
+Test(verify_paths, corpus_and_tampered, .timeout = 600)
+{
+	struct trust *ts[2] = {load_trust(CORPUS "nss/TestCA.pem"),
+	                       load_trust(PKI "trust-anchors.pem")};
+	/* Valid, expired now (valid at signing), not yet valid. */
+	const time_t at[3] = {T_NSS, (time_t)2051222400, (time_t)1577836800};
+	struct trust *dsa = load_trust(CORPUS "rfc4134/CarlDSSSelf.cer");
+	size_t e0, b0, e1, b1;
+	unsigned long h0, m0, h1, m1;
+
+	verify_cert_cache_stats(&e0, &b0, &h0, &m0);
+	compare_dir(CORPUS "nss", (const struct trust *const *)ts, 2, at, 3);
+	compare_dir(CORPUS "rfc4134", (const struct trust *const *)&dsa, 1, at, 1);
+	/* The direct path did take part: it decoded certificates, then found them again. */
+	verify_cert_cache_stats(&e1, &b1, &h1, &m1);
+	cr_assert_gt(m1, m0);
+	cr_assert_gt(h1, h0);
+	cr_assert_str_eq(verify_backend(), "direct");
+	trust_free(ts[0]);
+	trust_free(ts[1]);
+	trust_free(dsa);
+}
+
+/* Opaque signed-data around entity by name's key, as a message. */
+static struct msgbuf *
+assemble_opaque(const unsigned char *der, size_t derlen)
+{
+	char *msg = malloc(derlen * 2 + 1024), *p = msg;
+	struct msgbuf *mb;
+
+	p += sprintf(p, "From: Alice <alice@example.org>\r\n"
+	                "To: bob@example.org\r\n"
+	                "MIME-Version: 1.0\r\n"
+	                "Content-Type: application/pkcs7-mime; smime-type=signed-data; "
+	                "name=smime.p7m\r\n"
+	                "Content-Transfer-Encoding: base64\r\n\r\n");
+	p += b64_encode(der, derlen, p);
+	p += sprintf(p, "\r\n");
+	mb = test_msgbuf(msg, (size_t)(p - msg), 1);
+	free(msg);
+	return mb;
+}
+
+/*
+ * Signatures made here with the openssl CLI, by every key of the test PKI
+ * (RSA, P-256, P-384; expired, not yet valid, self-signed, revoked,
+ * encryption-only, no address), with options that take the CMS path
+ * (no attributes, RSA-PSS, SHA-1) or the direct one, detached and opaque,
+ * then with the body, the signature and the messageDigest tampered: both
+ * paths give the same result every time.
+ */
+Test(verify_paths, cli_signed_every_key, .init = mktmp, .fini = rmtmp, .timeout = 600)
+{
+	static const char *const keys[] = {"alice-sign", "alice-enc", "bob",       "carol",
+	                                   "dave",       "erin",      "erin-old",  "erin-future",
+	                                   "mallory",    "noemail",   "frank-gen3"};
+	static const char *const opts[] = {
+	    "",
+	    "-md sha384",
+	    "-md sha512 -nosmimecap",
+	    "-md sha1",
+	    "-keyid",
+	    "-noattr",
+	    "-nocerts -certfile " PKI "intermediate-ca.crt",
+	    "-keyopt rsa_padding_mode:pss",
+	};
+	struct errbuf eb;
+	struct trust *plain = load_trust(PKI "trust-anchors.pem");
+	struct trust *crl = trust_load(PKI "trust-anchors.pem", NULL, &eb);
+	const struct trust *ts[2];
+	char what[256], nd[160];
+	size_t i, j, derlen, opqlen, k;
+	unsigned char *der, *opq;
+	struct msgbuf *mb;
+
+	cr_assert_not_null(crl);
+	cr_assert_eq(trust_load_crls(crl, PKI "revoked-bob.crl", &eb), OUTCOME_OK, "%s", eb.msg);
+	ts[0] = plain;
+	ts[1] = crl;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		for (j = 0; j < sizeof(opts) / sizeof(opts[0]); j++) {
+			int ec = strcmp(keys[i], "carol") == 0 || strcmp(keys[i], "dave") == 0;
+
+			if (ec && strstr(opts[j], "pss") != NULL)
+				continue;
+			der = cli_sign(entity_crlf, sizeof(entity_crlf) - 1, keys[i], opts[j],
+			               &derlen);
+			/* Opaque (-nodetach): as it came, and with a byte of the content changed.
+			 */
+			snprintf(nd, sizeof(nd), "-nodetach %s", opts[j]);
+			opq = cli_sign(entity_crlf, sizeof(entity_crlf) - 1, keys[i], nd, &opqlen);
+			for (k = 0; k < 2; k++) {
+				unsigned char *hit;
+
+				if (k == 1 && (hit = memmem(opq, opqlen, "Bob", 3)) != NULL)
+					hit[0] = 'R';
+				mb = assemble_opaque(opq, opqlen);
+				snprintf(what, sizeof(what), "%s [%s] opaque %zu", keys[i], opts[j],
+				         k);
+				compare_paths(mb, ts[0], "Alice <alice@example.org>", T_NOW, what);
+				compare_paths(mb, ts[1], "Alice <alice@example.org>", T_NOW, what);
+				msgbuf_free(mb);
+			}
+			free(opq);
+			for (k = 0; k < 6; k++) {
+				unsigned char *d2 = malloc(derlen);
+				char *e2 = strdup(entity_crlf);
+
+				memcpy(d2, der, derlen);
+				if (k == 1) /* the body */
+					*strstr(e2, "Bob") = 'R';
+				else if (k == 2) /* the signature value */
+					d2[derlen - 3] ^= 0x40;
+				else if (k == 3 || k == 4) {
+					/* A byte inside the signed attributes / inside a
+					 * certificate. */
+					d2[derlen * (k == 3 ? 9 : 3) / 10] ^= 0x01;
+				}
+				if (k == 5)
+					mb = assemble_opaque(d2, derlen);
+				else
+					mb = assemble(e2, d2, derlen, "pkcs7-signature", 0);
+				snprintf(what, sizeof(what), "%s [%s] variant %zu", keys[i],
+				         opts[j], k);
+				compare_paths(mb, ts[0], "Alice <alice@example.org>", T_NOW, what);
+				compare_paths(mb, ts[1], "Alice <alice@example.org>", T_NOW, what);
+				msgbuf_free(mb);
+				free(d2);
+				free(e2);
+			}
+			free(der);
+		}
+	trust_free(plain);
+	trust_free(crl);
+}
+
+/* The message the engine itself signs, chain cache warm, after the leaf expired: expired. */
+Test(verify_paths, cached_chain_does_not_outlive_the_leaf, .init = mktmp, .fini = rmtmp)
+{
+	size_t derlen;
+	unsigned char *der =
+	    cli_sign(entity_crlf, sizeof(entity_crlf) - 1, "alice-sign", "", &derlen);
+	struct msgbuf *mb = assemble(entity_crlf, der, derlen, "pkcs7-signature", 0);
+	struct trust *t = load_trust(PKI "trust-anchors.pem");
+	struct verify_result vr;
+	struct errbuf eb;
+	/* alice-sign is valid until 2125-01-01 00:00:00 UTC. */
+	const time_t end = (time_t)4891363200;
+
+	verify_set_cms(0);
+	cr_assert_eq(verify_message(mb, t, NULL, end - 10, &vr, &eb), OUTCOME_OK);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_PASS, "%s", vr.layer[0].chain_detail);
+	verify_result_release(&vr);
+	cr_assert_eq(verify_message(mb, t, NULL, end - 5, &vr, &eb), OUTCOME_OK);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_PASS);
+	verify_result_release(&vr);
+	cr_assert_eq(verify_message(mb, t, NULL, end + 1, &vr, &eb), OUTCOME_OK);
+	cr_assert_eq(vr.layer[0].verdict, VERDICT_FAIL);
+	cr_assert_eq(vr.layer[0].chain_now, TRUST_EXPIRED);
+	verify_result_release(&vr);
+	msgbuf_free(mb);
+	trust_free(t);
+	free(der);
 }
