@@ -50,6 +50,7 @@ struct dctx {
 	struct decrypt_result *res;
 	unsigned char *plain;
 	size_t plainlen;
+	struct entity *ent; /* plain parsed as a MIME entity; NULL for bare text */
 	size_t hint;     /* size of the CMS: the plaintext is not larger */
 	int unsupported; /* the content cipher is not available */
 };
@@ -182,11 +183,17 @@ content_decrypt(struct dctx *d)
 	 * in RFC 4134 5.3), garbage is neither.
 	 */
 	e = xmalloc(sizeof(*e));
-	if (entity_parse(buf, len, e) != 0 && !plausible_text(buf, len))
-		goto out;
+	if (entity_parse(buf, len, e) != 0) {
+		if (!plausible_text(buf, len))
+			goto out;
+		free(e);
+		e = NULL;
+	}
 	d->plain = buf;
 	d->plainlen = len;
+	d->ent = e;
 	buf = NULL;
+	e = NULL;
 	r = 1;
 out:
 	if (buf != NULL)
@@ -540,6 +547,7 @@ struct plan_rid {
 };
 
 struct plan {
+	unsigned nri, nrek; /* entries of ri_rid and rek_rid set (the rest is not) */
 	const struct known_alg *content;
 	struct cmsenv_slice iv; /* CBC IV or GCM nonce */
 	unsigned taglen;
@@ -549,6 +557,16 @@ struct plan {
 	struct plan_rid rek_rid[CMSENV_MAX_REK]; /* key agreement, by cmsenv.rek index */
 };
 
+/* An empty plan: only the parts plan_make fills are cleared, there (the arrays are large). */
+static struct plan *
+plan_new(void)
+{
+	struct plan *pl = xmalloc(sizeof(*pl));
+
+	pl->nri = pl->nrek = 0;
+	return pl;
+}
+
 static void
 plan_free(struct plan *pl)
 {
@@ -556,12 +574,12 @@ plan_free(struct plan *pl)
 
 	if (pl == NULL)
 		return;
-	for (i = 0; i < CMSENV_MAX_RI; i++) {
+	for (i = 0; i < pl->nri; i++) {
 		X509_NAME_free(pl->ri_rid[i].issuer);
 		ASN1_INTEGER_free(pl->ri_rid[i].serial);
 		ASN1_OCTET_STRING_free(pl->ri_rid[i].skid);
 	}
-	for (i = 0; i < CMSENV_MAX_REK; i++) {
+	for (i = 0; i < pl->nrek; i++) {
 		X509_NAME_free(pl->rek_rid[i].issuer);
 		ASN1_INTEGER_free(pl->rek_rid[i].serial);
 		ASN1_OCTET_STRING_free(pl->rek_rid[i].skid);
@@ -670,6 +688,13 @@ plan_make(const struct cmsenv *env, struct plan *pl)
 {
 	unsigned i;
 
+	memset(pl->ri_rid, 0, env->nri * sizeof(pl->ri_rid[0]));
+	memset(pl->rek_rid, 0, env->nrek * sizeof(pl->rek_rid[0]));
+	pl->nri = env->nri;
+	pl->nrek = env->nrek;
+	pl->iv.p = NULL;
+	pl->iv.n = 0;
+	pl->taglen = 0;
 	if ((pl->content = known_find(&env->calg.oid)) == NULL || pl->content->cipher == NULL)
 		return -1;
 	if (pl->content->kind == ALG_CBC) {
@@ -976,11 +1001,17 @@ direct_content(struct dctx *d, const struct cmsenv *env, const struct plan *pl,
 	copy_str(d->res->content_alg, sizeof(d->res->content_alg),
 	         EVP_CIPHER_get0_name(pl->content->cipher));
 	e = xmalloc(sizeof(*e));
-	if (entity_parse(buf, len, e) != 0 && !plausible_text(buf, len))
-		goto out;
+	if (entity_parse(buf, len, e) != 0) {
+		if (!plausible_text(buf, len))
+			goto out;
+		free(e);
+		e = NULL;
+	}
 	d->plain = buf;
 	d->plainlen = len;
+	d->ent = e;
 	buf = NULL;
+	e = NULL;
 	r = 1;
 out:
 	if (buf != NULL)
@@ -1201,17 +1232,18 @@ decrypt_der_backend(const unsigned char *der, size_t derlen)
 		return "cms";
 	(void)pthread_once(&known_once, known_init);
 	env = xmalloc(sizeof(*env));
-	pl = xcalloc(1, sizeof(*pl));
+	pl = plan_new();
 	direct = cmsenv_parse(der, derlen, env) == 0 && plan_make(env, pl) == 0;
 	free(env);
 	plan_free(pl);
 	return direct ? "direct" : "cms";
 }
 
-enum outcome
-decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
-            const char *const *rcpts, size_t n, const struct decrypt_limits *limits,
-            unsigned char **plain, size_t *plainlen, struct decrypt_result *res, struct errbuf *eb)
+/* decrypt_der, and on DECRYPT_OK the plaintext's entity (free()) in *ent unless NULL. */
+static void
+der_open(const unsigned char *der, size_t derlen, const struct keystore *ks,
+         const char *const *rcpts, size_t n, const struct decrypt_limits *limits,
+         unsigned char **plain, size_t *plainlen, struct entity **ent, struct decrypt_result *res)
 {
 	struct dctx d;
 	struct cmsenv *env = NULL;
@@ -1219,11 +1251,12 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 	unsigned matched = 0, keys = 0;
 	int r;
 
-	(void)eb;
 	memset(&d, 0, sizeof(d));
 	result_init(res);
 	*plain = NULL;
 	*plainlen = 0;
+	if (ent != NULL)
+		*ent = NULL;
 	d.ks = ks;
 	d.rcpts = rcpts;
 	d.nrcpts = n;
@@ -1237,7 +1270,7 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 	/* Ordinary shapes and algorithms take the direct path, anything else OpenSSL's CMS. */
 	if (!cms_forced()) {
 		env = xmalloc(sizeof(*env));
-		pl = xcalloc(1, sizeof(*pl));
+		pl = plan_new();
 		if (cmsenv_parse(der, derlen, env) != 0 || plan_make(env, pl) != 0) {
 			ERR_clear_error(); /* the CMS path reads the error queue */
 			free(env);
@@ -1257,6 +1290,10 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 		*plain = d.plain;
 		*plainlen = d.plainlen;
 		d.plain = NULL;
+		if (ent != NULL) {
+			*ent = d.ent;
+			d.ent = NULL;
+		}
 		goto out;
 	}
 	res->verdict = VERDICT_FAIL;
@@ -1275,9 +1312,19 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 out:
 	CMS_ContentInfo_free(d.cms);
 	free(d.plain);
+	free(d.ent);
 	free(env);
 	plan_free(pl);
 	ERR_clear_error();
+}
+
+enum outcome
+decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
+            const char *const *rcpts, size_t n, const struct decrypt_limits *limits,
+            unsigned char **plain, size_t *plainlen, struct decrypt_result *res, struct errbuf *eb)
+{
+	(void)eb;
+	der_open(der, derlen, ks, rcpts, n, limits, plain, plainlen, NULL, res);
 	return OUTCOME_OK;
 }
 
@@ -1332,12 +1379,15 @@ to_crlf(unsigned char *p, size_t n, size_t *outlen)
 	return out;
 }
 
-/* The rewrite: outer Content-* out, inner Content-* in, inner body as the body. */
+/*
+ * The rewrite: outer Content-* out, inner Content-* in, inner body as the
+ * body.  e is plain parsed already (taken over), or NULL to parse it here.
+ */
 static struct rewrite *
-build_rewrite(const struct msgbuf *mb, unsigned char *plain, size_t len, struct decrypt_result *res)
+build_rewrite(const struct msgbuf *mb, unsigned char *plain, size_t len, struct entity *e,
+              struct decrypt_result *res)
 {
 	struct rewrite *rw = rewrite_new();
-	struct entity *e = xmalloc(sizeof(*e));
 	size_t i;
 
 	rw->keep = iolist_new();
@@ -1345,7 +1395,7 @@ build_rewrite(const struct msgbuf *mb, unsigned char *plain, size_t len, struct 
 	rw->body = iolist_new();
 	res->entity = plain;
 	res->entity_len = len;
-	if (entity_parse(plain, len, e) != 0) {
+	if (e == NULL && entity_parse(plain, len, (e = xmalloc(sizeof(*e)))) != 0) {
 		/* Bare text without a header: the body alone, with the default Content-Type. */
 		memset(e, 0, sizeof(*e));
 		e->body = plain;
@@ -1373,8 +1423,9 @@ decrypt_message(const struct msgbuf *mb, const struct keystore *ks, const char *
 	const unsigned char *d = msgbuf_data(mb);
 	const struct msgbuf_hdr *ct, *cte, *cd;
 	struct mime_ctype mct;
-	unsigned char *der = NULL, *plain = NULL;
+	unsigned char *der = NULL, *plain = NULL, *crlf;
 	size_t derlen = 0, plainlen = 0, from = 0;
+	struct entity *ent = NULL;
 	enum outcome rc = OUTCOME_OK;
 
 	*out = NULL;
@@ -1400,17 +1451,24 @@ decrypt_message(const struct msgbuf *mb, const struct keystore *ks, const char *
 		goto out;
 	}
 	/* smime-type is only a hint: the CMS content type decides. */
-	rc = decrypt_der(der, derlen, ks, rcpts, n, lim, &plain, &plainlen, res, eb);
-	if (rc != OUTCOME_OK || res->status != DECRYPT_OK)
+	der_open(der, derlen, ks, rcpts, n, lim, &plain, &plainlen, &ent, res);
+	if (res->status != DECRYPT_OK)
 		goto out;
-	plain = to_crlf(plain, plainlen, &plainlen);
-	if ((*out = build_rewrite(mb, plain, plainlen, res)) == NULL) {
+	/* The entity found while decrypting still holds unless the line ends changed. */
+	if ((crlf = to_crlf(plain, plainlen, &plainlen)) != plain) {
+		free(ent);
+		ent = NULL;
+	}
+	plain = crlf;
+	if ((*out = build_rewrite(mb, plain, plainlen, ent, res)) == NULL) {
 		result_init(res);
 		res->verdict = VERDICT_FAIL;
 		res->reason = REASON_DECRYPT_FAILED;
 	}
 	plain = NULL; /* owned by the rewrite now (or freed with it) */
+	ent = NULL;
 out:
+	free(ent);
 	free(der);
 	free(plain);
 	return rc;
