@@ -25,6 +25,7 @@
 
 #include "cmsenv.h"
 #include "decrypt.h"
+#include "kari.h"
 #include "ossl.h"
 #include "mime.h"
 #include "verify.h"
@@ -352,7 +353,7 @@ open_by_trial(struct dctx *d, STACK_OF(CMS_RecipientInfo) * ris, unsigned *keys)
  *
  * For the shapes cmsenv accepts and the algorithms below, the content key
  * is recovered with EVP_PKEY_decrypt (RSA) or ECDH + X9.63 KDF + AES key
- * unwrap, and the content is decrypted from the DER straight into the
+ * unwrap (kari.c), and the content is decrypted from the DER straight into the
  * plaintext buffer.  Same rules as the CMS path: the same key search
  * (index, then bounded trial), a random content key when a matched RSA
  * key transport fails (the MMA counter-measure CMS applies), GCM
@@ -383,46 +384,45 @@ struct known_alg {
 	size_t oidlen;
 	EVP_CIPHER *cipher;
 	EVP_MD *md;
-	EC_GROUP *group; /* ALG_CURVE: for checking peer points */
 };
 
 static struct known_alg known[] = {
-    {NID_rsaEncryption, ALG_RSA15, 0, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_rsaesOaep, ALG_OAEP, 0, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_dhSinglePass_stdDH_sha1kdf_scheme, ALG_ECDH, NID_sha1, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_dhSinglePass_stdDH_sha224kdf_scheme, ALG_ECDH, NID_sha224, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_dhSinglePass_stdDH_sha256kdf_scheme, ALG_ECDH, NID_sha256, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_dhSinglePass_stdDH_sha384kdf_scheme, ALG_ECDH, NID_sha384, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_dhSinglePass_stdDH_sha512kdf_scheme, ALG_ECDH, NID_sha512, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_dhSinglePass_cofactorDH_sha1kdf_scheme, ALG_ECDH_CF, NID_sha1, NULL, NULL, 0, NULL, NULL, NULL},
+    {NID_rsaEncryption, ALG_RSA15, 0, NULL, NULL, 0, NULL, NULL},
+    {NID_rsaesOaep, ALG_OAEP, 0, NULL, NULL, 0, NULL, NULL},
+    {NID_dhSinglePass_stdDH_sha1kdf_scheme, ALG_ECDH, NID_sha1, NULL, NULL, 0, NULL, NULL},
+    {NID_dhSinglePass_stdDH_sha224kdf_scheme, ALG_ECDH, NID_sha224, NULL, NULL, 0, NULL, NULL},
+    {NID_dhSinglePass_stdDH_sha256kdf_scheme, ALG_ECDH, NID_sha256, NULL, NULL, 0, NULL, NULL},
+    {NID_dhSinglePass_stdDH_sha384kdf_scheme, ALG_ECDH, NID_sha384, NULL, NULL, 0, NULL, NULL},
+    {NID_dhSinglePass_stdDH_sha512kdf_scheme, ALG_ECDH, NID_sha512, NULL, NULL, 0, NULL, NULL},
+    {NID_dhSinglePass_cofactorDH_sha1kdf_scheme, ALG_ECDH_CF, NID_sha1, NULL, NULL, 0, NULL, NULL},
     {NID_dhSinglePass_cofactorDH_sha224kdf_scheme, ALG_ECDH_CF, NID_sha224, NULL, NULL, 0, NULL,
-     NULL, NULL},
+     NULL},
     {NID_dhSinglePass_cofactorDH_sha256kdf_scheme, ALG_ECDH_CF, NID_sha256, NULL, NULL, 0, NULL,
-     NULL, NULL},
+     NULL},
     {NID_dhSinglePass_cofactorDH_sha384kdf_scheme, ALG_ECDH_CF, NID_sha384, NULL, NULL, 0, NULL,
-     NULL, NULL},
+     NULL},
     {NID_dhSinglePass_cofactorDH_sha512kdf_scheme, ALG_ECDH_CF, NID_sha512, NULL, NULL, 0, NULL,
-     NULL, NULL},
-    {NID_aes_128_cbc, ALG_CBC, 0, "AES-128-CBC", NULL, 0, NULL, NULL, NULL},
-    {NID_aes_192_cbc, ALG_CBC, 0, "AES-192-CBC", NULL, 0, NULL, NULL, NULL},
-    {NID_aes_256_cbc, ALG_CBC, 0, "AES-256-CBC", NULL, 0, NULL, NULL, NULL},
-    {NID_aes_128_gcm, ALG_GCM, 0, "AES-128-GCM", NULL, 0, NULL, NULL, NULL},
-    {NID_aes_192_gcm, ALG_GCM, 0, "AES-192-GCM", NULL, 0, NULL, NULL, NULL},
-    {NID_aes_256_gcm, ALG_GCM, 0, "AES-256-GCM", NULL, 0, NULL, NULL, NULL},
+     NULL},
+    {NID_aes_128_cbc, ALG_CBC, 0, "AES-128-CBC", NULL, 0, NULL, NULL},
+    {NID_aes_192_cbc, ALG_CBC, 0, "AES-192-CBC", NULL, 0, NULL, NULL},
+    {NID_aes_256_cbc, ALG_CBC, 0, "AES-256-CBC", NULL, 0, NULL, NULL},
+    {NID_aes_128_gcm, ALG_GCM, 0, "AES-128-GCM", NULL, 0, NULL, NULL},
+    {NID_aes_192_gcm, ALG_GCM, 0, "AES-192-GCM", NULL, 0, NULL, NULL},
+    {NID_aes_256_gcm, ALG_GCM, 0, "AES-256-GCM", NULL, 0, NULL, NULL},
     /* The key wraps are done with AES-ECB (aes_unwrap). */
-    {NID_id_aes128_wrap, ALG_WRAP, 0, "AES-128-ECB", NULL, 0, NULL, NULL, NULL},
-    {NID_id_aes192_wrap, ALG_WRAP, 0, "AES-192-ECB", NULL, 0, NULL, NULL, NULL},
-    {NID_id_aes256_wrap, ALG_WRAP, 0, "AES-256-ECB", NULL, 0, NULL, NULL, NULL},
-    {NID_sha1, ALG_MD, 0, "SHA1", NULL, 0, NULL, NULL, NULL},
-    {NID_sha224, ALG_MD, 0, "SHA2-224", NULL, 0, NULL, NULL, NULL},
-    {NID_sha256, ALG_MD, 0, "SHA2-256", NULL, 0, NULL, NULL, NULL},
-    {NID_sha384, ALG_MD, 0, "SHA2-384", NULL, 0, NULL, NULL, NULL},
-    {NID_sha512, ALG_MD, 0, "SHA2-512", NULL, 0, NULL, NULL, NULL},
-    {NID_mgf1, ALG_MGF1, 0, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_X9_62_id_ecPublicKey, ALG_ECPUB, 0, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_X9_62_prime256v1, ALG_CURVE, 0, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_secp384r1, ALG_CURVE, 0, NULL, NULL, 0, NULL, NULL, NULL},
-    {NID_secp521r1, ALG_CURVE, 0, NULL, NULL, 0, NULL, NULL, NULL},
+    {NID_id_aes128_wrap, ALG_WRAP, 0, "AES-128-ECB", NULL, 0, NULL, NULL},
+    {NID_id_aes192_wrap, ALG_WRAP, 0, "AES-192-ECB", NULL, 0, NULL, NULL},
+    {NID_id_aes256_wrap, ALG_WRAP, 0, "AES-256-ECB", NULL, 0, NULL, NULL},
+    {NID_sha1, ALG_MD, 0, "SHA1", NULL, 0, NULL, NULL},
+    {NID_sha224, ALG_MD, 0, "SHA2-224", NULL, 0, NULL, NULL},
+    {NID_sha256, ALG_MD, 0, "SHA2-256", NULL, 0, NULL, NULL},
+    {NID_sha384, ALG_MD, 0, "SHA2-384", NULL, 0, NULL, NULL},
+    {NID_sha512, ALG_MD, 0, "SHA2-512", NULL, 0, NULL, NULL},
+    {NID_mgf1, ALG_MGF1, 0, NULL, NULL, 0, NULL, NULL},
+    {NID_X9_62_id_ecPublicKey, ALG_ECPUB, 0, NULL, NULL, 0, NULL, NULL},
+    {NID_X9_62_prime256v1, ALG_CURVE, 0, NULL, NULL, 0, NULL, NULL},
+    {NID_secp384r1, ALG_CURVE, 0, NULL, NULL, 0, NULL, NULL},
+    {NID_secp521r1, ALG_CURVE, 0, NULL, NULL, 0, NULL, NULL},
 };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
 
@@ -437,10 +437,8 @@ known_free(void)
 	for (i = 0; i < NKNOWN; i++) {
 		EVP_CIPHER_free(known[i].cipher);
 		EVP_MD_free(known[i].md);
-		EC_GROUP_free(known[i].group);
 		known[i].cipher = NULL;
 		known[i].md = NULL;
-		known[i].group = NULL;
 	}
 }
 
@@ -462,8 +460,6 @@ known_init(void)
 			known[i].cipher = EVP_CIPHER_fetch(NULL, known[i].fetch, NULL);
 		else if (known[i].kind == ALG_MD)
 			known[i].md = EVP_MD_fetch(NULL, known[i].fetch, NULL);
-		else if (known[i].kind == ALG_CURVE)
-			known[i].group = EC_GROUP_new_by_curve_name(known[i].nid);
 	}
 	ERR_clear_error();
 	(void)atexit(known_free); /* before ossl_unload, which was registered first */
@@ -804,125 +800,17 @@ shared_info(unsigned char *b, const struct cmsenv_ri *ri, size_t keklen)
 	return o + n;
 }
 
-/* ANSI X9.63 KDF (SEC 1, 3.6.1): hash(Z || counter || SharedInfo), counter from 1. */
-static int
-kdf_x963(const EVP_MD *md, const unsigned char *z, size_t zlen, const unsigned char *si,
-         size_t silen, unsigned char *out, size_t outlen)
-{
-	EVP_MD_CTX *mc = EVP_MD_CTX_new();
-	unsigned char h[EVP_MAX_MD_SIZE], ctr[4];
-	unsigned hl;
-	uint32_t i;
-	size_t done = 0;
-	int ok = mc != NULL;
-
-	for (i = 1; ok && done < outlen; i++) {
-		ctr[0] = (unsigned char)(i >> 24);
-		ctr[1] = (unsigned char)(i >> 16);
-		ctr[2] = (unsigned char)(i >> 8);
-		ctr[3] = (unsigned char)i;
-		ok = EVP_DigestInit_ex2(mc, md, NULL) == 1 && EVP_DigestUpdate(mc, z, zlen) == 1 &&
-		     EVP_DigestUpdate(mc, ctr, 4) == 1 && EVP_DigestUpdate(mc, si, silen) == 1 &&
-		     EVP_DigestFinal_ex(mc, h, &hl) == 1;
-		if (ok) {
-			memcpy(out + done, h, outlen - done < hl ? outlen - done : hl);
-			done += outlen - done < hl ? outlen - done : hl;
-		}
-	}
-	OPENSSL_cleanse(h, sizeof(h));
-	EVP_MD_CTX_free(mc);
-	return ok;
-}
-
-/*
- * AES key unwrap (RFC 3394 with the default IV) of in[0..inlen-1] under
- * kek, one AES-ECB block at a time: OpenSSL 3.0's wrap cipher runs the
- * table-based AES without AES-NI, which cost a tenth of an ECDH.  1 with
- * out[0..inlen-9] set when the integrity check held; out is wiped otherwise.
- */
-static int
-aes_unwrap(const EVP_CIPHER *ecb, const unsigned char *kek, const unsigned char *in,
-           size_t inlen, unsigned char *out)
-{
-	static const unsigned char iv[8] = {0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6};
-	EVP_CIPHER_CTX *c = NULL;
-	unsigned char b[16];
-	size_t n = inlen / 8 - 1, i, k;
-	uint64_t t;
-	int j, outl, ok = 0;
-
-	if (inlen % 8 != 0 || inlen < 24 || (c = EVP_CIPHER_CTX_new()) == NULL ||
-	    EVP_DecryptInit_ex2(c, ecb, kek, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_set_padding(c, 0) != 1)
-		goto out;
-	memcpy(b, in, 8);
-	memcpy(out, in + 8, inlen - 8);
-	for (j = 5; j >= 0; j--)
-		for (i = n; i >= 1; i--) {
-			t = (uint64_t)n * (uint64_t)j + i;
-			for (k = 0; k < 8; k++)
-				b[7 - k] ^= (unsigned char)(t >> (8 * k));
-			memcpy(b + 8, out + (i - 1) * 8, 8);
-			if (EVP_DecryptUpdate(c, b, &outl, b, 16) != 1 || outl != 16)
-				goto out;
-			memcpy(out + (i - 1) * 8, b + 8, 8);
-		}
-	ok = CRYPTO_memcmp(b, iv, 8) == 0;
-out:
-	if (!ok)
-		OPENSSL_cleanse(out, inlen > 8 ? inlen - 8 : 0);
-	OPENSSL_cleanse(b, sizeof(b));
-	EVP_CIPHER_CTX_free(c);
-	return ok;
-}
-
-/*
- * Whether the encoded point p[0..n-1] is a point of pk's curve other than
- * the point at infinity (SEC 1 3.2.2.1: coordinates in range, on the
- * curve; the cofactor is 1 on the curves we know).  Checked on the curve's
- * shared group, which costs a tenth of EVP_PKEY_public_check_quick (that
- * one converts the point to affine coordinates again, an inversion).
- * Keys on other curves take the quick check.
- */
-static int
-peer_point_ok(EVP_PKEY *pk, EVP_PKEY *peer, const struct cmsenv_slice *pt)
-{
-	const struct known_alg *k;
-	EVP_PKEY_CTX *qc = NULL;
-	EC_POINT *q = NULL;
-	BN_CTX *bc = NULL;
-	char group[64];
-	int ok = 0;
-
-	if (EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL) == 1 &&
-	    (k = known_nid(OBJ_sn2nid(group))) != NULL && k->group != NULL) {
-		ok = (bc = BN_CTX_new()) != NULL && (q = EC_POINT_new(k->group)) != NULL &&
-		     EC_POINT_oct2point(k->group, q, pt->p, pt->n, bc) == 1 &&
-		     !EC_POINT_is_at_infinity(k->group, q) &&
-		     EC_POINT_is_on_curve(k->group, q, bc) == 1;
-	} else
-		ok = (qc = EVP_PKEY_CTX_new_from_pkey(NULL, peer, NULL)) != NULL &&
-		     EVP_PKEY_public_check_quick(qc) == 1;
-	EC_POINT_free(q);
-	BN_CTX_free(bc);
-	EVP_PKEY_CTX_free(qc);
-	return ok;
-}
-
 /*
  * ECDH with the originator's ephemeral key, X9.63 KDF, AES key unwrap of
- * one RecipientEncryptedKey.  1 with key[0..keylen-1] set.  The peer point
- * is decoded onto our key's curve (which checks that it is on the curve)
- * and checked again by peer_point_ok; the full check's extra
- * multiplication by the group order proves nothing more on the NIST
+ * one RecipientEncryptedKey (kari.c).  1 with key[0..keylen-1] set.  The
+ * peer point must be on our key's curve; the full public-key check's
+ * extra multiplication by the group order proves nothing more on the NIST
  * curves (cofactor 1).
  */
 static int
 kari_key(const struct ri_plan *rp, const struct cmsenv_ri *ri, const struct cmsenv_rek *rek,
          EVP_PKEY *pk, unsigned char *key, size_t keylen)
 {
-	EVP_PKEY *peer = NULL;
-	EVP_PKEY_CTX *pc = NULL;
 	unsigned char z[160], kek[EVP_MAX_KEY_LENGTH], si[CMSENV_MAX_UKM + 64], out[80];
 	size_t zlen = sizeof(z), keklen, silen;
 	char group[64];
@@ -935,19 +823,12 @@ kari_key(const struct ri_plan *rp, const struct cmsenv_ri *ri, const struct cmse
 	    (EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL) != 1 ||
 	     OBJ_sn2nid(group) != rp->curve))
 		goto out;
-	if ((peer = EVP_PKEY_new()) == NULL || EVP_PKEY_copy_parameters(peer, pk) != 1 ||
-	    EVP_PKEY_set1_encoded_public_key(peer, ri->origkey.p, ri->origkey.n) != 1 ||
-	    !peer_point_ok(pk, peer, &ri->origkey))
-		goto out;
-	if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL)) == NULL ||
-	    EVP_PKEY_derive_init(pc) != 1 ||
-	    EVP_PKEY_CTX_set_ecdh_cofactor_mode(pc, rp->ka->kind == ALG_ECDH_CF ? 1 : 0) <= 0 ||
-	    EVP_PKEY_derive_set_peer_ex(pc, peer, 0) != 1 || EVP_PKEY_derive(pc, z, &zlen) != 1)
+	if (!kari_ecdh(pk, ri->origkey.p, ri->origkey.n, rp->ka->kind == ALG_ECDH_CF, z, &zlen))
 		goto out;
 	keklen = (size_t)EVP_CIPHER_get_key_length(rp->wrap->cipher);
 	silen = shared_info(si, ri, keklen);
-	if (keklen > sizeof(kek) || !kdf_x963(rp->md->md, z, zlen, si, silen, kek, keklen) ||
-	    !aes_unwrap(rp->wrap->cipher, kek, rek->ek.p, rek->ek.n, out))
+	if (keklen > sizeof(kek) || !kari_kdf_x963(rp->md->md, z, zlen, si, silen, kek, keklen) ||
+	    !kari_unwrap(rp->wrap->cipher, kek, rek->ek.p, rek->ek.n, out))
 		goto out;
 	memcpy(key, out, keylen);
 	ok = 1;
@@ -955,8 +836,6 @@ out:
 	OPENSSL_cleanse(z, sizeof(z));
 	OPENSSL_cleanse(kek, sizeof(kek));
 	OPENSSL_cleanse(out, sizeof(out));
-	EVP_PKEY_CTX_free(pc);
-	EVP_PKEY_free(peer);
 	return ok;
 }
 
