@@ -442,6 +442,8 @@ known_free(void)
 	}
 }
 
+static void names_free(void);
+
 /* Resolves the OIDs and fetches the ciphers and digests, once per process. */
 static void
 known_init(void)
@@ -463,6 +465,7 @@ known_init(void)
 	}
 	ERR_clear_error();
 	(void)atexit(known_free); /* before ossl_unload, which was registered first */
+	(void)atexit(names_free);
 }
 
 static const struct known_alg *
@@ -540,7 +543,71 @@ struct plan_rid {
 	X509_NAME *issuer;
 	ASN1_INTEGER *serial;
 	ASN1_OCTET_STRING *skid;
+	struct cmsenv_slice issuer_der;
+	int issuer_shared; /* issuer is one of names[], not ours to free */
 };
+
+/*
+ * Issuer names of local certificates seen in RecipientInfos, decoded once:
+ * a name is added after it found a local identity (so mail cannot fill
+ * the table with other names) and stays until exit.  A name decoded from
+ * the same bytes is the same name.  Entries are never changed once
+ * published; the lock covers the search and the count.
+ */
+#define NAMES_MAX     32
+#define NAMES_MAX_DER 1024
+static struct {
+	unsigned char der[NAMES_MAX_DER];
+	size_t n;
+	X509_NAME *name;
+} names[NAMES_MAX];
+static unsigned nnames;
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static X509_NAME *
+names_find(const struct cmsenv_slice *der)
+{
+	X509_NAME *name = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&names_lock);
+	for (i = 0; i < nnames && name == NULL; i++)
+		if (names[i].n == der->n && memcmp(names[i].der, der->p, der->n) == 0)
+			name = names[i].name;
+	pthread_mutex_unlock(&names_lock);
+	return name;
+}
+
+static void
+names_add(const struct cmsenv_slice *der)
+{
+	const unsigned char *p = der->p;
+	X509_NAME *name;
+
+	if (der->n > NAMES_MAX_DER || names_find(der) != NULL ||
+	    (name = d2i_X509_NAME(NULL, &p, (long)der->n)) == NULL)
+		return;
+	pthread_mutex_lock(&names_lock);
+	if (nnames < NAMES_MAX && p == der->p + der->n) {
+		memcpy(names[nnames].der, der->p, der->n);
+		names[nnames].n = der->n;
+		names[nnames].name = name;
+		nnames++;
+		name = NULL;
+	}
+	pthread_mutex_unlock(&names_lock);
+	X509_NAME_free(name); /* full, a concurrent add, or trailing bytes */
+}
+
+static void
+names_free(void)
+{
+	unsigned i;
+
+	for (i = 0; i < nnames; i++)
+		X509_NAME_free(names[i].name);
+	nnames = 0;
+}
 
 struct plan {
 	unsigned nri, nrek; /* entries of ri_rid and rek_rid set (the rest is not) */
@@ -571,12 +638,14 @@ plan_free(struct plan *pl)
 	if (pl == NULL)
 		return;
 	for (i = 0; i < pl->nri; i++) {
-		X509_NAME_free(pl->ri_rid[i].issuer);
+		if (!pl->ri_rid[i].issuer_shared)
+			X509_NAME_free(pl->ri_rid[i].issuer);
 		ASN1_INTEGER_free(pl->ri_rid[i].serial);
 		ASN1_OCTET_STRING_free(pl->ri_rid[i].skid);
 	}
 	for (i = 0; i < pl->nrek; i++) {
-		X509_NAME_free(pl->rek_rid[i].issuer);
+		if (!pl->rek_rid[i].issuer_shared)
+			X509_NAME_free(pl->rek_rid[i].issuer);
 		ASN1_INTEGER_free(pl->rek_rid[i].serial);
 		ASN1_OCTET_STRING_free(pl->rek_rid[i].skid);
 	}
@@ -593,9 +662,13 @@ plan_rid(const struct cmsenv_rid *rid, struct plan_rid *pr)
 	const unsigned char *p;
 
 	if (rid->issuer.p != NULL) {
+		pr->issuer_der = rid->issuer;
+		pr->issuer = names_find(&rid->issuer);
+		pr->issuer_shared = pr->issuer != NULL;
 		p = rid->issuer.p;
-		if ((pr->issuer = d2i_X509_NAME(NULL, &p, (long)rid->issuer.n)) == NULL ||
-		    p != rid->issuer.p + rid->issuer.n)
+		if (pr->issuer == NULL &&
+		    ((pr->issuer = d2i_X509_NAME(NULL, &p, (long)rid->issuer.n)) == NULL ||
+		     p != rid->issuer.p + rid->issuer.n))
 			return -1;
 		p = rid->serial.p;
 		if ((pr->serial = d2i_ASN1_INTEGER(NULL, &p, (long)rid->serial.n)) == NULL ||
@@ -968,7 +1041,11 @@ direct_lookup(struct dctx *d, const struct plan_rid *pr)
 		id = keystore_find_issuer_serial(d->ks, pr->issuer, pr->serial);
 	else if (pr->skid != NULL)
 		id = keystore_find_skid(d->ks, pr->skid);
-	return id != NULL && is_local(d, id) ? id : NULL;
+	if (id == NULL || !is_local(d, id))
+		return NULL;
+	if (pr->issuer != NULL && !pr->issuer_shared)
+		names_add(&pr->issuer_der);
+	return id;
 }
 
 /* Phase 1 of the direct path, as open_by_index. */
