@@ -319,7 +319,14 @@ cmsenv_parse(const unsigned char *der, size_t n, struct cmsenv *env)
 	struct rd r = {der, n}, s;
 	struct tlv t;
 
-	memset(env, 0, sizeof(*env));
+	/* The arrays are large and mostly unused: entries are cleared as they are taken. */
+	env->authenticated = 0;
+	env->nri = env->nrek = 0;
+	memset(&env->calg, 0, sizeof(env->calg));
+	memset(&env->content, 0, sizeof(env->content));
+	env->content_pieces = 0;
+	env->content_len = 0;
+	memset(&env->mac, 0, sizeof(env->mac));
 	/* ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT } */
 	if (expect(&r, 0x30, &t, 0) != 0)
 		return -1;
@@ -350,6 +357,7 @@ cmsenv_parse(const unsigned char *der, size_t n, struct cmsenv *env)
 		if (env->nri >= CMSENV_MAX_RI || tlv_read(&s, &t, 4) != 0)
 			return -1;
 		ri = &env->ri[env->nri++];
+		memset(ri, 0, sizeof(*ri));
 		open_rd(&t, &c);
 		if (t.tag == 0x30) {
 			if (parse_ktri(&c, ri, 5) != 0)

@@ -69,6 +69,7 @@ struct cmsenv_ri {
 	unsigned rek0, nrek;         /* index into cmsenv.rek */
 };
 
+/* Only ri[0..nri-1] and rek[0..nrek-1] are set; the rest is left as it was. */
 struct cmsenv {
 	int authenticated; /* AuthEnvelopedData */
 	unsigned nri;

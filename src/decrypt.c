@@ -25,6 +25,7 @@
 
 #include "cmsenv.h"
 #include "decrypt.h"
+#include "kari.h"
 #include "ossl.h"
 #include "mime.h"
 #include "verify.h"
@@ -50,6 +51,7 @@ struct dctx {
 	struct decrypt_result *res;
 	unsigned char *plain;
 	size_t plainlen;
+	struct entity *ent; /* plain parsed as a MIME entity; NULL for bare text */
 	size_t hint;     /* size of the CMS: the plaintext is not larger */
 	int unsupported; /* the content cipher is not available */
 };
@@ -182,11 +184,17 @@ content_decrypt(struct dctx *d)
 	 * in RFC 4134 5.3), garbage is neither.
 	 */
 	e = xmalloc(sizeof(*e));
-	if (entity_parse(buf, len, e) != 0 && !plausible_text(buf, len))
-		goto out;
+	if (entity_parse(buf, len, e) != 0) {
+		if (!plausible_text(buf, len))
+			goto out;
+		free(e);
+		e = NULL;
+	}
 	d->plain = buf;
 	d->plainlen = len;
+	d->ent = e;
 	buf = NULL;
+	e = NULL;
 	r = 1;
 out:
 	if (buf != NULL)
@@ -345,7 +353,7 @@ open_by_trial(struct dctx *d, STACK_OF(CMS_RecipientInfo) * ris, unsigned *keys)
  *
  * For the shapes cmsenv accepts and the algorithms below, the content key
  * is recovered with EVP_PKEY_decrypt (RSA) or ECDH + X9.63 KDF + AES key
- * unwrap, and the content is decrypted from the DER straight into the
+ * unwrap (kari.c), and the content is decrypted from the DER straight into the
  * plaintext buffer.  Same rules as the CMS path: the same key search
  * (index, then bounded trial), a random content key when a matched RSA
  * key transport fails (the MMA counter-measure CMS applies), GCM
@@ -401,9 +409,10 @@ static struct known_alg known[] = {
     {NID_aes_128_gcm, ALG_GCM, 0, "AES-128-GCM", NULL, 0, NULL, NULL},
     {NID_aes_192_gcm, ALG_GCM, 0, "AES-192-GCM", NULL, 0, NULL, NULL},
     {NID_aes_256_gcm, ALG_GCM, 0, "AES-256-GCM", NULL, 0, NULL, NULL},
-    {NID_id_aes128_wrap, ALG_WRAP, 0, "AES-128-WRAP", NULL, 0, NULL, NULL},
-    {NID_id_aes192_wrap, ALG_WRAP, 0, "AES-192-WRAP", NULL, 0, NULL, NULL},
-    {NID_id_aes256_wrap, ALG_WRAP, 0, "AES-256-WRAP", NULL, 0, NULL, NULL},
+    /* The key wraps are done with AES-ECB (aes_unwrap). */
+    {NID_id_aes128_wrap, ALG_WRAP, 0, "AES-128-ECB", NULL, 0, NULL, NULL},
+    {NID_id_aes192_wrap, ALG_WRAP, 0, "AES-192-ECB", NULL, 0, NULL, NULL},
+    {NID_id_aes256_wrap, ALG_WRAP, 0, "AES-256-ECB", NULL, 0, NULL, NULL},
     {NID_sha1, ALG_MD, 0, "SHA1", NULL, 0, NULL, NULL},
     {NID_sha224, ALG_MD, 0, "SHA2-224", NULL, 0, NULL, NULL},
     {NID_sha256, ALG_MD, 0, "SHA2-256", NULL, 0, NULL, NULL},
@@ -433,6 +442,8 @@ known_free(void)
 	}
 }
 
+static void names_free(void);
+
 /* Resolves the OIDs and fetches the ciphers and digests, once per process. */
 static void
 known_init(void)
@@ -454,6 +465,7 @@ known_init(void)
 	}
 	ERR_clear_error();
 	(void)atexit(known_free); /* before ossl_unload, which was registered first */
+	(void)atexit(names_free);
 }
 
 static const struct known_alg *
@@ -531,9 +543,74 @@ struct plan_rid {
 	X509_NAME *issuer;
 	ASN1_INTEGER *serial;
 	ASN1_OCTET_STRING *skid;
+	struct cmsenv_slice issuer_der;
+	int issuer_shared; /* issuer is one of names[], not ours to free */
 };
 
+/*
+ * Issuer names of local certificates seen in RecipientInfos, decoded once:
+ * a name is added after it found a local identity (so mail cannot fill
+ * the table with other names) and stays until exit.  A name decoded from
+ * the same bytes is the same name.  Entries are never changed once
+ * published; the lock covers the search and the count.
+ */
+#define NAMES_MAX     32
+#define NAMES_MAX_DER 1024
+static struct {
+	unsigned char der[NAMES_MAX_DER];
+	size_t n;
+	X509_NAME *name;
+} names[NAMES_MAX];
+static unsigned nnames;
+static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static X509_NAME *
+names_find(const struct cmsenv_slice *der)
+{
+	X509_NAME *name = NULL;
+	unsigned i;
+
+	pthread_mutex_lock(&names_lock);
+	for (i = 0; i < nnames && name == NULL; i++)
+		if (names[i].n == der->n && memcmp(names[i].der, der->p, der->n) == 0)
+			name = names[i].name;
+	pthread_mutex_unlock(&names_lock);
+	return name;
+}
+
+static void
+names_add(const struct cmsenv_slice *der)
+{
+	const unsigned char *p = der->p;
+	X509_NAME *name;
+
+	if (der->n > NAMES_MAX_DER || names_find(der) != NULL ||
+	    (name = d2i_X509_NAME(NULL, &p, (long)der->n)) == NULL)
+		return;
+	pthread_mutex_lock(&names_lock);
+	if (nnames < NAMES_MAX && p == der->p + der->n) {
+		memcpy(names[nnames].der, der->p, der->n);
+		names[nnames].n = der->n;
+		names[nnames].name = name;
+		nnames++;
+		name = NULL;
+	}
+	pthread_mutex_unlock(&names_lock);
+	X509_NAME_free(name); /* full, a concurrent add, or trailing bytes */
+}
+
+static void
+names_free(void)
+{
+	unsigned i;
+
+	for (i = 0; i < nnames; i++)
+		X509_NAME_free(names[i].name);
+	nnames = 0;
+}
+
 struct plan {
+	unsigned nri, nrek; /* entries of ri_rid and rek_rid set (the rest is not) */
 	const struct known_alg *content;
 	struct cmsenv_slice iv; /* CBC IV or GCM nonce */
 	unsigned taglen;
@@ -543,6 +620,16 @@ struct plan {
 	struct plan_rid rek_rid[CMSENV_MAX_REK]; /* key agreement, by cmsenv.rek index */
 };
 
+/* An empty plan: only the parts plan_make fills are cleared, there (the arrays are large). */
+static struct plan *
+plan_new(void)
+{
+	struct plan *pl = xmalloc(sizeof(*pl));
+
+	pl->nri = pl->nrek = 0;
+	return pl;
+}
+
 static void
 plan_free(struct plan *pl)
 {
@@ -550,13 +637,15 @@ plan_free(struct plan *pl)
 
 	if (pl == NULL)
 		return;
-	for (i = 0; i < CMSENV_MAX_RI; i++) {
-		X509_NAME_free(pl->ri_rid[i].issuer);
+	for (i = 0; i < pl->nri; i++) {
+		if (!pl->ri_rid[i].issuer_shared)
+			X509_NAME_free(pl->ri_rid[i].issuer);
 		ASN1_INTEGER_free(pl->ri_rid[i].serial);
 		ASN1_OCTET_STRING_free(pl->ri_rid[i].skid);
 	}
-	for (i = 0; i < CMSENV_MAX_REK; i++) {
-		X509_NAME_free(pl->rek_rid[i].issuer);
+	for (i = 0; i < pl->nrek; i++) {
+		if (!pl->rek_rid[i].issuer_shared)
+			X509_NAME_free(pl->rek_rid[i].issuer);
 		ASN1_INTEGER_free(pl->rek_rid[i].serial);
 		ASN1_OCTET_STRING_free(pl->rek_rid[i].skid);
 	}
@@ -573,9 +662,13 @@ plan_rid(const struct cmsenv_rid *rid, struct plan_rid *pr)
 	const unsigned char *p;
 
 	if (rid->issuer.p != NULL) {
+		pr->issuer_der = rid->issuer;
+		pr->issuer = names_find(&rid->issuer);
+		pr->issuer_shared = pr->issuer != NULL;
 		p = rid->issuer.p;
-		if ((pr->issuer = d2i_X509_NAME(NULL, &p, (long)rid->issuer.n)) == NULL ||
-		    p != rid->issuer.p + rid->issuer.n)
+		if (pr->issuer == NULL &&
+		    ((pr->issuer = d2i_X509_NAME(NULL, &p, (long)rid->issuer.n)) == NULL ||
+		     p != rid->issuer.p + rid->issuer.n))
 			return -1;
 		p = rid->serial.p;
 		if ((pr->serial = d2i_ASN1_INTEGER(NULL, &p, (long)rid->serial.n)) == NULL ||
@@ -664,6 +757,13 @@ plan_make(const struct cmsenv *env, struct plan *pl)
 {
 	unsigned i;
 
+	memset(pl->ri_rid, 0, env->nri * sizeof(pl->ri_rid[0]));
+	memset(pl->rek_rid, 0, env->nrek * sizeof(pl->rek_rid[0]));
+	pl->nri = env->nri;
+	pl->nrek = env->nrek;
+	pl->iv.p = NULL;
+	pl->iv.n = 0;
+	pl->taglen = 0;
 	if ((pl->content = known_find(&env->calg.oid)) == NULL || pl->content->cipher == NULL)
 		return -1;
 	if (pl->content->kind == ALG_CBC) {
@@ -773,84 +873,35 @@ shared_info(unsigned char *b, const struct cmsenv_ri *ri, size_t keklen)
 	return o + n;
 }
 
-/* ANSI X9.63 KDF (SEC 1, 3.6.1): hash(Z || counter || SharedInfo), counter from 1. */
-static int
-kdf_x963(const EVP_MD *md, const unsigned char *z, size_t zlen, const unsigned char *si,
-         size_t silen, unsigned char *out, size_t outlen)
-{
-	EVP_MD_CTX *mc = EVP_MD_CTX_new();
-	unsigned char h[EVP_MAX_MD_SIZE], ctr[4];
-	unsigned hl;
-	uint32_t i;
-	size_t done = 0;
-	int ok = mc != NULL;
-
-	for (i = 1; ok && done < outlen; i++) {
-		ctr[0] = (unsigned char)(i >> 24);
-		ctr[1] = (unsigned char)(i >> 16);
-		ctr[2] = (unsigned char)(i >> 8);
-		ctr[3] = (unsigned char)i;
-		ok = EVP_DigestInit_ex2(mc, md, NULL) == 1 && EVP_DigestUpdate(mc, z, zlen) == 1 &&
-		     EVP_DigestUpdate(mc, ctr, 4) == 1 && EVP_DigestUpdate(mc, si, silen) == 1 &&
-		     EVP_DigestFinal_ex(mc, h, &hl) == 1;
-		if (ok) {
-			memcpy(out + done, h, outlen - done < hl ? outlen - done : hl);
-			done += outlen - done < hl ? outlen - done : hl;
-		}
-	}
-	OPENSSL_cleanse(h, sizeof(h));
-	EVP_MD_CTX_free(mc);
-	return ok;
-}
-
 /*
  * ECDH with the originator's ephemeral key, X9.63 KDF, AES key unwrap of
- * one RecipientEncryptedKey.  1 with key[0..keylen-1] set.  The peer point
- * is decoded onto our key's curve (which checks that it is on the curve)
- * and checked with the quick public-key check; the full check's extra
- * multiplication by the group order proves nothing more on the NIST
+ * one RecipientEncryptedKey (kari.c).  1 with key[0..keylen-1] set.  The
+ * peer point must be on our key's curve; the full public-key check's
+ * extra multiplication by the group order proves nothing more on the NIST
  * curves (cofactor 1).
  */
 static int
 kari_key(const struct ri_plan *rp, const struct cmsenv_ri *ri, const struct cmsenv_rek *rek,
          EVP_PKEY *pk, unsigned char *key, size_t keylen)
 {
-	EVP_PKEY *peer = NULL;
-	EVP_PKEY_CTX *pc = NULL, *qc = NULL;
-	EVP_CIPHER_CTX *wc = NULL;
 	unsigned char z[160], kek[EVP_MAX_KEY_LENGTH], si[CMSENV_MAX_UKM + 64], out[80];
 	size_t zlen = sizeof(z), keklen, silen;
 	char group[64];
-	int outl = 0, ok = 0;
+	int ok = 0;
 
 	if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC || rek->ek.n > sizeof(out) ||
-	    rek->ek.n > INT_MAX)
+	    rek->ek.n != keylen + 8)
 		return 0;
 	if (rp->curve != NID_undef &&
 	    (EVP_PKEY_get_group_name(pk, group, sizeof(group), NULL) != 1 ||
 	     OBJ_sn2nid(group) != rp->curve))
 		goto out;
-	if ((peer = EVP_PKEY_new()) == NULL || EVP_PKEY_copy_parameters(peer, pk) != 1 ||
-	    EVP_PKEY_set1_encoded_public_key(peer, ri->origkey.p, ri->origkey.n) != 1)
-		goto out;
-	if ((qc = EVP_PKEY_CTX_new_from_pkey(NULL, peer, NULL)) == NULL ||
-	    EVP_PKEY_public_check_quick(qc) != 1)
-		goto out;
-	if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL)) == NULL ||
-	    EVP_PKEY_derive_init(pc) != 1 ||
-	    EVP_PKEY_CTX_set_ecdh_cofactor_mode(pc, rp->ka->kind == ALG_ECDH_CF ? 1 : 0) <= 0 ||
-	    EVP_PKEY_derive_set_peer_ex(pc, peer, 0) != 1 || EVP_PKEY_derive(pc, z, &zlen) != 1)
+	if (!kari_ecdh(pk, ri->origkey.p, ri->origkey.n, rp->ka->kind == ALG_ECDH_CF, z, &zlen))
 		goto out;
 	keklen = (size_t)EVP_CIPHER_get_key_length(rp->wrap->cipher);
 	silen = shared_info(si, ri, keklen);
-	if (keklen > sizeof(kek) || !kdf_x963(rp->md->md, z, zlen, si, silen, kek, keklen))
-		goto out;
-	if ((wc = EVP_CIPHER_CTX_new()) == NULL)
-		goto out;
-	EVP_CIPHER_CTX_set_flags(wc, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
-	if (EVP_DecryptInit_ex2(wc, rp->wrap->cipher, kek, NULL, NULL) != 1 ||
-	    EVP_DecryptUpdate(wc, out, &outl, rek->ek.p, (int)rek->ek.n) != 1 ||
-	    (size_t)outl != keylen)
+	if (keklen > sizeof(kek) || !kari_kdf_x963(rp->md->md, z, zlen, si, silen, kek, keklen) ||
+	    !kari_unwrap(rp->wrap->cipher, kek, rek->ek.p, rek->ek.n, out))
 		goto out;
 	memcpy(key, out, keylen);
 	ok = 1;
@@ -858,10 +909,6 @@ out:
 	OPENSSL_cleanse(z, sizeof(z));
 	OPENSSL_cleanse(kek, sizeof(kek));
 	OPENSSL_cleanse(out, sizeof(out));
-	EVP_CIPHER_CTX_free(wc);
-	EVP_PKEY_CTX_free(pc);
-	EVP_PKEY_CTX_free(qc);
-	EVP_PKEY_free(peer);
 	return ok;
 }
 
@@ -906,11 +953,17 @@ direct_content(struct dctx *d, const struct cmsenv *env, const struct plan *pl,
 	copy_str(d->res->content_alg, sizeof(d->res->content_alg),
 	         EVP_CIPHER_get0_name(pl->content->cipher));
 	e = xmalloc(sizeof(*e));
-	if (entity_parse(buf, len, e) != 0 && !plausible_text(buf, len))
-		goto out;
+	if (entity_parse(buf, len, e) != 0) {
+		if (!plausible_text(buf, len))
+			goto out;
+		free(e);
+		e = NULL;
+	}
 	d->plain = buf;
 	d->plainlen = len;
+	d->ent = e;
 	buf = NULL;
+	e = NULL;
 	r = 1;
 out:
 	if (buf != NULL)
@@ -988,7 +1041,11 @@ direct_lookup(struct dctx *d, const struct plan_rid *pr)
 		id = keystore_find_issuer_serial(d->ks, pr->issuer, pr->serial);
 	else if (pr->skid != NULL)
 		id = keystore_find_skid(d->ks, pr->skid);
-	return id != NULL && is_local(d, id) ? id : NULL;
+	if (id == NULL || !is_local(d, id))
+		return NULL;
+	if (pr->issuer != NULL && !pr->issuer_shared)
+		names_add(&pr->issuer_der);
+	return id;
 }
 
 /* Phase 1 of the direct path, as open_by_index. */
@@ -1131,17 +1188,18 @@ decrypt_der_backend(const unsigned char *der, size_t derlen)
 		return "cms";
 	(void)pthread_once(&known_once, known_init);
 	env = xmalloc(sizeof(*env));
-	pl = xcalloc(1, sizeof(*pl));
+	pl = plan_new();
 	direct = cmsenv_parse(der, derlen, env) == 0 && plan_make(env, pl) == 0;
 	free(env);
 	plan_free(pl);
 	return direct ? "direct" : "cms";
 }
 
-enum outcome
-decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
-            const char *const *rcpts, size_t n, const struct decrypt_limits *limits,
-            unsigned char **plain, size_t *plainlen, struct decrypt_result *res, struct errbuf *eb)
+/* decrypt_der, and on DECRYPT_OK the plaintext's entity (free()) in *ent unless NULL. */
+static void
+der_open(const unsigned char *der, size_t derlen, const struct keystore *ks,
+         const char *const *rcpts, size_t n, const struct decrypt_limits *limits,
+         unsigned char **plain, size_t *plainlen, struct entity **ent, struct decrypt_result *res)
 {
 	struct dctx d;
 	struct cmsenv *env = NULL;
@@ -1149,11 +1207,12 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 	unsigned matched = 0, keys = 0;
 	int r;
 
-	(void)eb;
 	memset(&d, 0, sizeof(d));
 	result_init(res);
 	*plain = NULL;
 	*plainlen = 0;
+	if (ent != NULL)
+		*ent = NULL;
 	d.ks = ks;
 	d.rcpts = rcpts;
 	d.nrcpts = n;
@@ -1167,7 +1226,7 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 	/* Ordinary shapes and algorithms take the direct path, anything else OpenSSL's CMS. */
 	if (!cms_forced()) {
 		env = xmalloc(sizeof(*env));
-		pl = xcalloc(1, sizeof(*pl));
+		pl = plan_new();
 		if (cmsenv_parse(der, derlen, env) != 0 || plan_make(env, pl) != 0) {
 			ERR_clear_error(); /* the CMS path reads the error queue */
 			free(env);
@@ -1187,6 +1246,10 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 		*plain = d.plain;
 		*plainlen = d.plainlen;
 		d.plain = NULL;
+		if (ent != NULL) {
+			*ent = d.ent;
+			d.ent = NULL;
+		}
 		goto out;
 	}
 	res->verdict = VERDICT_FAIL;
@@ -1205,9 +1268,19 @@ decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
 out:
 	CMS_ContentInfo_free(d.cms);
 	free(d.plain);
+	free(d.ent);
 	free(env);
 	plan_free(pl);
 	ERR_clear_error();
+}
+
+enum outcome
+decrypt_der(const unsigned char *der, size_t derlen, const struct keystore *ks,
+            const char *const *rcpts, size_t n, const struct decrypt_limits *limits,
+            unsigned char **plain, size_t *plainlen, struct decrypt_result *res, struct errbuf *eb)
+{
+	(void)eb;
+	der_open(der, derlen, ks, rcpts, n, limits, plain, plainlen, NULL, res);
 	return OUTCOME_OK;
 }
 
@@ -1262,12 +1335,15 @@ to_crlf(unsigned char *p, size_t n, size_t *outlen)
 	return out;
 }
 
-/* The rewrite: outer Content-* out, inner Content-* in, inner body as the body. */
+/*
+ * The rewrite: outer Content-* out, inner Content-* in, inner body as the
+ * body.  e is plain parsed already (taken over), or NULL to parse it here.
+ */
 static struct rewrite *
-build_rewrite(const struct msgbuf *mb, unsigned char *plain, size_t len, struct decrypt_result *res)
+build_rewrite(const struct msgbuf *mb, unsigned char *plain, size_t len, struct entity *e,
+              struct decrypt_result *res)
 {
 	struct rewrite *rw = rewrite_new();
-	struct entity *e = xmalloc(sizeof(*e));
 	size_t i;
 
 	rw->keep = iolist_new();
@@ -1275,7 +1351,7 @@ build_rewrite(const struct msgbuf *mb, unsigned char *plain, size_t len, struct 
 	rw->body = iolist_new();
 	res->entity = plain;
 	res->entity_len = len;
-	if (entity_parse(plain, len, e) != 0) {
+	if (e == NULL && entity_parse(plain, len, (e = xmalloc(sizeof(*e)))) != 0) {
 		/* Bare text without a header: the body alone, with the default Content-Type. */
 		memset(e, 0, sizeof(*e));
 		e->body = plain;
@@ -1303,8 +1379,9 @@ decrypt_message(const struct msgbuf *mb, const struct keystore *ks, const char *
 	const unsigned char *d = msgbuf_data(mb);
 	const struct msgbuf_hdr *ct, *cte, *cd;
 	struct mime_ctype mct;
-	unsigned char *der = NULL, *plain = NULL;
+	unsigned char *der = NULL, *plain = NULL, *crlf;
 	size_t derlen = 0, plainlen = 0, from = 0;
+	struct entity *ent = NULL;
 	enum outcome rc = OUTCOME_OK;
 
 	*out = NULL;
@@ -1330,17 +1407,24 @@ decrypt_message(const struct msgbuf *mb, const struct keystore *ks, const char *
 		goto out;
 	}
 	/* smime-type is only a hint: the CMS content type decides. */
-	rc = decrypt_der(der, derlen, ks, rcpts, n, lim, &plain, &plainlen, res, eb);
-	if (rc != OUTCOME_OK || res->status != DECRYPT_OK)
+	der_open(der, derlen, ks, rcpts, n, lim, &plain, &plainlen, &ent, res);
+	if (res->status != DECRYPT_OK)
 		goto out;
-	plain = to_crlf(plain, plainlen, &plainlen);
-	if ((*out = build_rewrite(mb, plain, plainlen, res)) == NULL) {
+	/* The entity found while decrypting still holds unless the line ends changed. */
+	if ((crlf = to_crlf(plain, plainlen, &plainlen)) != plain) {
+		free(ent);
+		ent = NULL;
+	}
+	plain = crlf;
+	if ((*out = build_rewrite(mb, plain, plainlen, ent, res)) == NULL) {
 		result_init(res);
 		res->verdict = VERDICT_FAIL;
 		res->reason = REASON_DECRYPT_FAILED;
 	}
 	plain = NULL; /* owned by the rewrite now (or freed with it) */
+	ent = NULL;
 out:
+	free(ent);
 	free(der);
 	free(plain);
 	return rc;

@@ -35,7 +35,9 @@
  *	else if (dr.status == DECRYPT_FAILED) deliver unchanged, audit dr.reason;
  *	rewrite_free(rw);  (dr.entity points into rw: use it before this)
  *
- * Thread-safe: the key store snapshot is read-only, everything else is per call.
+ * Thread-safe: the key store snapshot is read-only; the direct path's
+ * shared tables (issuer names, kari.h's caches) are locked; everything
+ * else is per call.
  */
 #ifndef SMG_DECRYPT_H
 #define SMG_DECRYPT_H
