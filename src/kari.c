@@ -46,6 +46,12 @@ struct slot {
 
 static struct slot slots[KARI_SLOTS];
 static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct slot *
+slot_of(const EVP_PKEY *pk)
+{
+	return &slots[(((uintptr_t)pk >> 4) ^ ((uintptr_t)pk >> 12)) % KARI_SLOTS];
+}
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t kari_once = PTHREAD_ONCE_INIT;
 
@@ -161,7 +167,7 @@ peer_put(struct curve *c, EVP_PKEY *peer)
 static EVP_PKEY_CTX *
 derive_ctx(EVP_PKEY *pk)
 {
-	struct slot *s = &slots[(((uintptr_t)pk >> 4) ^ ((uintptr_t)pk >> 12)) % KARI_SLOTS];
+	struct slot *s = slot_of(pk);
 	EVP_PKEY_CTX *c = NULL, *fresh = NULL, *old;
 
 	pthread_mutex_lock(&slot_lock);
@@ -184,6 +190,22 @@ derive_ctx(EVP_PKEY *pk)
 	pthread_mutex_unlock(&slot_lock);
 	EVP_PKEY_CTX_free(old);
 	return c;
+}
+
+void
+kari_forget(EVP_PKEY *pk)
+{
+	struct slot *s = slot_of(pk);
+	EVP_PKEY_CTX *old = NULL;
+
+	pthread_mutex_lock(&slot_lock);
+	if (s->pk == pk) {
+		old = s->ctx;
+		s->ctx = NULL;
+		s->pk = NULL;
+	}
+	pthread_mutex_unlock(&slot_lock);
+	EVP_PKEY_CTX_free(old);
 }
 
 int

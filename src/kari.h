@@ -29,6 +29,10 @@
 int kari_ecdh(EVP_PKEY *pk, const unsigned char *pt, size_t ptlen, int cofactor,
               unsigned char *z, size_t *zlen);
 
+/* Drops pk's prepared context, so a key removed from the key store (a
+ * reload) does not stay in memory.  Called when an identity is freed. */
+void kari_forget(EVP_PKEY *pk);
+
 /* ANSI X9.63 KDF (SEC 1, 3.6.1): out[0..outlen-1] from Z and SharedInfo. */
 int kari_kdf_x963(const EVP_MD *md, const unsigned char *z, size_t zlen,
                   const unsigned char *si, size_t silen, unsigned char *out, size_t outlen);

@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 
 #include "cert.h"
+#include "kari.h"
 #include "keystore.h"
 #include "ossl.h"
 #include "log.h"
@@ -73,6 +74,8 @@ identity_free(struct ks_identity *id)
 	free(id->user);
 	free(id->path);
 	X509_free(id->cert);
+	if (id->key != NULL)
+		kari_forget(id->key);
 	EVP_PKEY_free(id->key);
 	sk_X509_pop_free(id->chain, X509_free);
 	free(id);
