@@ -126,6 +126,7 @@ struct fastsign {
 	size_t attr_len[FS_MAX_ATTRS];
 	size_t nattrs;
 	EVP_PKEY_CTX *pctx; /* initialised for signing; duplicated per message */
+	size_t sigmax;      /* largest signature the key makes (EVP_PKEY_get_size) */
 	/*
 	 * The whole 3-byte groups of sd_pre as they sit in every SignedData
 	 * (at mid_off, a multiple of 3), and their base64 as it appears in
@@ -340,6 +341,9 @@ fastsign_new(struct signer *s)
 	if (fastsign_parse(f, der, derlen) < 0)
 		goto out;
 	fastsign_mid_b64(f);
+	if (EVP_PKEY_get_size(s->key) <= 0)
+		goto out;
+	f->sigmax = (size_t)EVP_PKEY_get_size(s->key);
 	if ((f->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, s->key, NULL)) == NULL ||
 	    EVP_PKEY_sign_init(f->pctx) <= 0 || EVP_PKEY_CTX_set_signature_md(f->pctx, s->md) <= 0)
 		goto out;
@@ -435,14 +439,12 @@ fast_finish(struct sign_ctx *c, unsigned char **der, size_t *derlen, struct errb
 	o = der_put_hdr(sa, 0x31, alen);
 	for (i = 0; i < n; i++)
 		o = der_put(o, list[i].p, list[i].n);
+	/* No size query first: for ECDSA it costs as much as encoding a signature. */
+	siglen = f->sigmax;
+	sig = xmalloc(siglen);
 	if (EVP_Digest(sa, (size_t)(o - sa), h, &hl2, s->md, NULL) != 1 ||
 	    (pctx = EVP_PKEY_CTX_dup(f->pctx)) == NULL ||
-	    EVP_PKEY_sign(pctx, NULL, &siglen, h, hl2) <= 0) {
-		err_openssl(eb, "sign: signature");
-		goto out;
-	}
-	sig = xmalloc(siglen);
-	if (EVP_PKEY_sign(pctx, sig, &siglen, h, hl2) <= 0) {
+	    EVP_PKEY_sign(pctx, sig, &siglen, h, hl2) <= 0) {
 		err_openssl(eb, "sign: signature");
 		goto out;
 	}
