@@ -32,7 +32,27 @@ b64enc_init(struct b64enc *e)
 	memset(e, 0, sizeof(*e));
 }
 
-/* Emits one 4-character group, breaking the line when it is full. */
+/* The alphabet character for a 6-bit value, as a constant expression. */
+#define B64C(v)                                                                                    \
+	((v) < 26    ? 'A' + (v)                                                                   \
+	 : (v) < 52  ? 'a' + (v)-26                                                                \
+	 : (v) < 62  ? '0' + (v)-52                                                                \
+	 : (v) == 62 ? '+'                                                                         \
+	             : '/')
+#define PAIR(v)                                                                                    \
+	{                                                                                          \
+		B64C((v) >> 6), B64C((v)&63)                                                       \
+	}
+#define PAIR4(v)    PAIR(v), PAIR((v) + 1), PAIR((v) + 2), PAIR((v) + 3)
+#define PAIR16(v)   PAIR4(v), PAIR4((v) + 4), PAIR4((v) + 8), PAIR4((v) + 12)
+#define PAIR64(v)   PAIR16(v), PAIR16((v) + 16), PAIR16((v) + 32), PAIR16((v) + 48)
+#define PAIR256(v)  PAIR64(v), PAIR64((v) + 64), PAIR64((v) + 128), PAIR64((v) + 192)
+#define PAIR1024(v) PAIR256(v), PAIR256((v) + 256), PAIR256((v) + 512), PAIR256((v) + 768)
+
+/* The two characters for every 12-bit value (8 KB, built by the compiler). */
+static const char pairs[4096][2] = {PAIR1024(0), PAIR1024(1024), PAIR1024(2048), PAIR1024(3072)};
+
+/* Emits one 4-character group of n (1..3) bytes with padding, breaking the line when full. */
 static size_t
 put_group(struct b64enc *e, const unsigned char *g, unsigned n, char *out)
 {
@@ -52,23 +72,81 @@ put_group(struct b64enc *e, const unsigned char *g, unsigned n, char *out)
 	return o;
 }
 
+/* Four characters for three bytes, without line handling. */
+static inline char *
+put3(char *o, const unsigned char *p)
+{
+	unsigned v = (unsigned)p[0] << 16 | (unsigned)p[1] << 8 | p[2];
+
+	memcpy(o, pairs[v >> 12], 2);
+	memcpy(o + 2, pairs[v & 0xfff], 2);
+	return o + 4;
+}
+
+/* Eight characters for six bytes; reads eight (the caller has them). */
+static inline char *
+put6(char *o, const unsigned char *p)
+{
+	uint64_t v;
+
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(&v, p, 8);
+	v = __builtin_bswap64(v) >> 16;
+#else
+	v = (uint64_t)p[0] << 40 | (uint64_t)p[1] << 32 | (uint64_t)p[2] << 24 |
+	    (uint64_t)p[3] << 16 | (uint64_t)p[4] << 8 | p[5];
+#endif
+	memcpy(o, pairs[v >> 36], 2);
+	memcpy(o + 2, pairs[v >> 24 & 0xfff], 2);
+	memcpy(o + 4, pairs[v >> 12 & 0xfff], 2);
+	memcpy(o + 6, pairs[v & 0xfff], 2);
+	return o + 8;
+}
+
+/* Input bytes per full output line. */
+#define LINE_IN (B64_LINE / 4 * 3)
+
 size_t
 b64enc_update(struct b64enc *e, const void *in, size_t n, char *out)
 {
 	const unsigned char *p = in;
-	size_t o = 0;
+	char *o = out;
+	unsigned i;
 
 	while (e->npend > 0 && e->npend < 3 && n > 0) {
 		e->pend[e->npend++] = *p++;
 		n--;
 	}
 	if (e->npend == 3) {
-		o += put_group(e, e->pend, 3, out + o);
+		o += put_group(e, e->pend, 3, o);
 		e->npend = 0;
 	}
-	/* B64_LINE is a multiple of 4, so full lines can be written in one go. */
+	/* Finish a started line group by group. */
+	while (e->col != 0 && n >= 3) {
+		o = put3(o, p);
+		p += 3;
+		n -= 3;
+		if ((e->col += 4) == B64_LINE) {
+			*o++ = '\r';
+			*o++ = '\n';
+			e->col = 0;
+		}
+	}
+	/* Whole lines: 57 bytes, of which put6 reads at most the first 56. */
+	while (n >= LINE_IN) {
+		for (i = 0; i + 6 <= LINE_IN; i += 6)
+			o = put6(o, p + i);
+		for (; i < LINE_IN; i += 3)
+			o = put3(o, p + i);
+		*o++ = '\r';
+		*o++ = '\n';
+		p += LINE_IN;
+		n -= LINE_IN;
+	}
+	/* Less than a line left, so no line break. */
 	while (n >= 3) {
-		o += put_group(e, p, 3, out + o);
+		o = put3(o, p);
+		e->col += 4;
 		p += 3;
 		n -= 3;
 	}
@@ -76,7 +154,7 @@ b64enc_update(struct b64enc *e, const void *in, size_t n, char *out)
 		e->pend[e->npend++] = *p++;
 		n--;
 	}
-	return o;
+	return (size_t)(o - out);
 }
 
 size_t

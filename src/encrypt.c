@@ -52,7 +52,7 @@
 struct encryptor {
 	EVP_CIPHER *cbc;
 	EVP_CIPHER *gcm;
-	struct recipinfo_algs ri; /* digests for the KDF, AES key wrap */
+	struct recipinfo_algs ri; /* digests for the KDF, AES for the key wrap */
 	BIO_METHOD *sink_method;
 	int use_cms; /* 1: OpenSSL's CMS API per message (the reference path) */
 };
@@ -177,7 +177,7 @@ encryptor_new(struct encryptor **out, struct errbuf *eb)
 	*out = NULL;
 	if ((e->cbc = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)) == NULL ||
 	    (e->gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL)) == NULL ||
-	    (e->ri.wrap = EVP_CIPHER_fetch(NULL, "AES-256-WRAP", NULL)) == NULL) {
+	    (e->ri.ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL)) == NULL) {
 		err_openssl(eb, "encrypt: fetching AES-256");
 		goto out;
 	}
@@ -212,7 +212,7 @@ encryptor_free(struct encryptor *e)
 		return;
 	EVP_CIPHER_free(e->cbc);
 	EVP_CIPHER_free(e->gcm);
-	EVP_CIPHER_free(e->ri.wrap);
+	EVP_CIPHER_free(e->ri.ecb);
 	EVP_MD_free(e->ri.sha256);
 	EVP_MD_free(e->ri.sha384);
 	EVP_MD_free(e->ri.sha512);

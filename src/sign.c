@@ -22,6 +22,7 @@
 #include <openssl/rsa.h>
 
 #include "b64.h"
+#include "der.h"
 #include "sign.h"
 #include "xmalloc.h"
 
@@ -73,22 +74,6 @@ signer_backend(const struct signer *s)
 	return s->fast != NULL && !s->use_cms ? "direct" : "cms";
 }
 
-/* Appends a DER length to buf at *o. */
-static void
-der_len(unsigned char *buf, size_t *o, size_t len)
-{
-	if (len < 128) {
-		buf[(*o)++] = (unsigned char)len;
-	} else if (len < 256) {
-		buf[(*o)++] = 0x81;
-		buf[(*o)++] = (unsigned char)len;
-	} else {
-		buf[(*o)++] = 0x82;
-		buf[(*o)++] = (unsigned char)(len >> 8);
-		buf[(*o)++] = (unsigned char)len;
-	}
-}
-
 /*
  * RFC 8551 SMIMEEncryptionKeyPreference, issuerAndSerialNumber choice:
  * [0] IMPLICIT SEQUENCE { issuer Name, serialNumber INTEGER }.
@@ -96,9 +81,9 @@ der_len(unsigned char *buf, size_t *o, size_t len)
 static int
 encpref_der(X509 *enc, unsigned char **out, size_t *outlen)
 {
-	unsigned char *name = NULL, *serial = NULL, *buf = NULL;
+	unsigned char *name = NULL, *serial = NULL, *buf = NULL, *o;
 	int nl, sl, rc = -1;
-	size_t o = 0, inner;
+	size_t inner;
 
 	nl = i2d_X509_NAME(X509_get_issuer_name(enc), &name);
 	sl = i2d_ASN1_INTEGER(X509_get0_serialNumber(enc), &serial);
@@ -107,13 +92,12 @@ encpref_der(X509 *enc, unsigned char **out, size_t *outlen)
 	inner = (size_t)nl + (size_t)sl;
 	if (inner > 0xffff)
 		goto out;
-	buf = xmalloc(inner + 4);
-	buf[o++] = 0xa0;
-	der_len(buf, &o, inner);
-	memcpy(buf + o, name, (size_t)nl);
-	memcpy(buf + o + nl, serial, (size_t)sl);
+	buf = xmalloc(der_hdr_size(inner) + inner);
+	o = der_put_hdr(buf, 0xa0, inner);
+	o = der_put(o, name, (size_t)nl);
+	o = der_put(o, serial, (size_t)sl);
 	*out = buf;
-	*outlen = o + inner;
+	*outlen = (size_t)(o - buf);
 	rc = 0;
 out:
 	OPENSSL_free(name);
@@ -142,6 +126,7 @@ struct fastsign {
 	size_t attr_len[FS_MAX_ATTRS];
 	size_t nattrs;
 	EVP_PKEY_CTX *pctx; /* initialised for signing; duplicated per message */
+	size_t sigmax;      /* largest signature the key makes (EVP_PKEY_get_size) */
 	/*
 	 * The whole 3-byte groups of sd_pre as they sit in every SignedData
 	 * (at mid_off, a multiple of 3), and their base64 as it appears in
@@ -203,36 +188,6 @@ tlv(const unsigned char *p, const unsigned char *end, unsigned *tag, size_t *hl,
 		return -1;
 	*len = l;
 	return 0;
-}
-
-static size_t
-hdr_size(size_t len)
-{
-	return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : len < 0x1000000 ? 5 : 6;
-}
-
-/* Writes a DER tag and length at o; returns the position after them. */
-static unsigned char *
-put_hdr(unsigned char *o, unsigned tag, size_t len)
-{
-	size_t n = hdr_size(len) - 2, i;
-
-	*o++ = (unsigned char)tag;
-	if (n == 0) {
-		*o++ = (unsigned char)len;
-		return o;
-	}
-	*o++ = (unsigned char)(0x80 | n);
-	for (i = n; i-- > 0;)
-		*o++ = (unsigned char)(len >> (8 * i));
-	return o;
-}
-
-static unsigned char *
-put(unsigned char *o, const void *p, size_t n)
-{
-	memcpy(o, p, n);
-	return o + n;
 }
 
 /* Whether the DER Attribute at a (n bytes) has the given type OID. */
@@ -386,6 +341,9 @@ fastsign_new(struct signer *s)
 	if (fastsign_parse(f, der, derlen) < 0)
 		goto out;
 	fastsign_mid_b64(f);
+	if (EVP_PKEY_get_size(s->key) <= 0)
+		goto out;
+	f->sigmax = (size_t)EVP_PKEY_get_size(s->key);
 	if ((f->pctx = EVP_PKEY_CTX_new_from_pkey(NULL, s->key, NULL)) == NULL ||
 	    EVP_PKEY_sign_init(f->pctx) <= 0 || EVP_PKEY_CTX_set_signature_md(f->pctx, s->md) <= 0)
 		goto out;
@@ -458,17 +416,17 @@ fast_finish(struct sign_ctx *c, unsigned char **der, size_t *derlen, struct errb
 		err_set(eb, "sign: clock");
 		goto out;
 	}
-	o = put_hdr(tattr, 0x30, sizeof(oid_signing_time) + 4 + tl);
-	o = put(o, oid_signing_time, sizeof(oid_signing_time));
-	o = put_hdr(o, 0x31, 2 + tl);
-	o = put_hdr(o, utc ? 0x17 : 0x18, tl);
-	o = put(o, ts, tl);
+	o = der_put_hdr(tattr, 0x30, sizeof(oid_signing_time) + 4 + tl);
+	o = der_put(o, oid_signing_time, sizeof(oid_signing_time));
+	o = der_put_hdr(o, 0x31, 2 + tl);
+	o = der_put_hdr(o, utc ? 0x17 : 0x18, tl);
+	o = der_put(o, ts, tl);
 	list[n++] = (struct slice_p){tattr, (size_t)(o - tattr)};
-	o = put_hdr(mattr, 0x30, sizeof(oid_message_digest) + 4 + dl);
-	o = put(o, oid_message_digest, sizeof(oid_message_digest));
-	o = put_hdr(o, 0x31, 2 + dl);
-	o = put_hdr(o, 0x04, dl);
-	o = put(o, dig, dl);
+	o = der_put_hdr(mattr, 0x30, sizeof(oid_message_digest) + 4 + dl);
+	o = der_put(o, oid_message_digest, sizeof(oid_message_digest));
+	o = der_put_hdr(o, 0x31, 2 + dl);
+	o = der_put_hdr(o, 0x04, dl);
+	o = der_put(o, dig, dl);
 	list[n++] = (struct slice_p){mattr, (size_t)(o - mattr)};
 	for (i = 0; i < f->nattrs; i++)
 		list[n++] = (struct slice_p){f->attr[i], f->attr_len[i]};
@@ -477,42 +435,41 @@ fast_finish(struct sign_ctx *c, unsigned char **der, size_t *derlen, struct errb
 		alen += list[i].n;
 
 	/* The signature covers the attributes encoded as a SET (RFC 5652 5.4). */
-	sa = xmalloc(hdr_size(alen) + alen);
-	o = put_hdr(sa, 0x31, alen);
+	sa = xmalloc(der_hdr_size(alen) + alen);
+	o = der_put_hdr(sa, 0x31, alen);
 	for (i = 0; i < n; i++)
-		o = put(o, list[i].p, list[i].n);
+		o = der_put(o, list[i].p, list[i].n);
+	/* No size query first: for ECDSA it costs as much as encoding a signature. */
+	siglen = f->sigmax;
+	sig = xmalloc(siglen);
 	if (EVP_Digest(sa, (size_t)(o - sa), h, &hl2, s->md, NULL) != 1 ||
 	    (pctx = EVP_PKEY_CTX_dup(f->pctx)) == NULL ||
-	    EVP_PKEY_sign(pctx, NULL, &siglen, h, hl2) <= 0) {
-		err_openssl(eb, "sign: signature");
-		goto out;
-	}
-	sig = xmalloc(siglen);
-	if (EVP_PKEY_sign(pctx, sig, &siglen, h, hl2) <= 0) {
+	    EVP_PKEY_sign(pctx, sig, &siglen, h, hl2) <= 0) {
 		err_openssl(eb, "sign: signature");
 		goto out;
 	}
 
 	/* Splice: ContentInfo { signedData, [0] SignedData { ..., SET { SignerInfo } } } */
-	si_len = f->si_pre_len + hdr_size(alen) + alen + f->sigalg_len + hdr_size(siglen) + siglen;
-	sis_len = hdr_size(si_len) + si_len;
-	sd_len = f->sd_pre_len + hdr_size(sis_len) + sis_len;
-	ci0_len = hdr_size(sd_len) + sd_len;
-	ci_len = sizeof(oid_signed_data) + hdr_size(ci0_len) + ci0_len;
-	out = xmalloc(hdr_size(ci_len) + ci_len);
-	o = put_hdr(out, 0x30, ci_len);
-	o = put(o, oid_signed_data, sizeof(oid_signed_data));
-	o = put_hdr(o, 0xa0, ci0_len);
-	o = put_hdr(o, 0x30, sd_len);
-	o = put(o, f->sd_pre, f->sd_pre_len);
-	o = put_hdr(o, 0x31, sis_len);
-	o = put_hdr(o, 0x30, si_len);
-	o = put(o, f->si_pre, f->si_pre_len);
-	o = put_hdr(o, 0xa0, alen);
-	o = put(o, sa + hdr_size(alen), alen);
-	o = put(o, f->sigalg, f->sigalg_len);
-	o = put_hdr(o, 0x04, siglen);
-	o = put(o, sig, siglen);
+	si_len = f->si_pre_len + der_hdr_size(alen) + alen + f->sigalg_len + der_hdr_size(siglen) +
+	         siglen;
+	sis_len = der_hdr_size(si_len) + si_len;
+	sd_len = f->sd_pre_len + der_hdr_size(sis_len) + sis_len;
+	ci0_len = der_hdr_size(sd_len) + sd_len;
+	ci_len = sizeof(oid_signed_data) + der_hdr_size(ci0_len) + ci0_len;
+	out = xmalloc(der_hdr_size(ci_len) + ci_len);
+	o = der_put_hdr(out, 0x30, ci_len);
+	o = der_put(o, oid_signed_data, sizeof(oid_signed_data));
+	o = der_put_hdr(o, 0xa0, ci0_len);
+	o = der_put_hdr(o, 0x30, sd_len);
+	o = der_put(o, f->sd_pre, f->sd_pre_len);
+	o = der_put_hdr(o, 0x31, sis_len);
+	o = der_put_hdr(o, 0x30, si_len);
+	o = der_put(o, f->si_pre, f->si_pre_len);
+	o = der_put_hdr(o, 0xa0, alen);
+	o = der_put(o, sa + der_hdr_size(alen), alen);
+	o = der_put(o, f->sigalg, f->sigalg_len);
+	o = der_put_hdr(o, 0x04, siglen);
+	o = der_put(o, sig, siglen);
 	*der = out;
 	*derlen = (size_t)(o - out);
 	rc = OUTCOME_OK;

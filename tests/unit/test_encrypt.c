@@ -32,6 +32,7 @@
 #include "src/iolist.h"
 #include "src/mime.h"
 #include "src/msgbuf.h"
+#include "src/recipinfo.h"
 #include "src/rewrite.h"
 
 #define PKI TEST_SRCDIR "/fixtures/pki"
@@ -1249,6 +1250,72 @@ Test(encrypt, direct_ecdh_p521, .timeout = 60)
 	EVP_PKEY_free(k);
 	encryptor_free(e);
 	rmtmp(dir);
+}
+
+/* Hex digits to bytes (test vectors). */
+static size_t
+unhex(const char *h, unsigned char *out)
+{
+	size_t n = 0;
+	unsigned v;
+
+	for (; h[0] != '\0' && h[1] != '\0'; h += 2) {
+		cr_assert(sscanf(h, "%2x", &v) == 1);
+		out[n++] = (unsigned char)v;
+	}
+	return n;
+}
+
+/* The direct key wrap: RFC 3394's 256-bit-KEK vectors, then OpenSSL's id-aes256-wrap. */
+Test(encrypt, aes_key_wrap_matches_rfc3394_and_openssl)
+{
+	static const char *const vec[][2] = {
+	    /* 4.3, 4.5 and 4.6: 128, 192 and 256 bits of key data. */
+	    {"00112233445566778899AABBCCDDEEFF",
+	     "64E8C3F9CE0F5BA263E9777905818A2A93C8191E7D6E8AE7"},
+	    {"00112233445566778899AABBCCDDEEFF0001020304050607",
+	     "A8F9BC1612C68B3FF6E6F4FBE30E71E4769C8B80A32CB8958CD5D17D6B254DA1"},
+	    {"00112233445566778899AABBCCDDEEFF000102030405060708090A0B0C0D0E0F",
+	     "28C9F404C4B810F4CBCCB35CFB87F8263F5786E2D80ED326CBC7F0E71A99F43BFB988B9B7A02DD21"},
+	};
+	EVP_CIPHER *ecb = EVP_CIPHER_fetch(NULL, "AES-256-ECB", NULL),
+	           *wrap = EVP_CIPHER_fetch(NULL, "AES-256-WRAP", NULL);
+	unsigned char kek[32], in[RECIPINFO_WRAP_MAX], want[RECIPINFO_WRAP_MAX + 8],
+	    got[RECIPINFO_WRAP_MAX + 8];
+	size_t i, n, round;
+	int l1, l2;
+
+	cr_assert(ecb != NULL && wrap != NULL);
+	for (i = 0; i < sizeof(kek); i++)
+		kek[i] = (unsigned char)i;
+	for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		n = unhex(vec[i][0], in);
+		cr_assert_eq(unhex(vec[i][1], want), n + 8);
+		cr_assert_eq(recipinfo_aes_wrap(ecb, kek, in, n, got), 0);
+		cr_assert(memcmp(got, want, n + 8) == 0, "RFC 3394 vector %zu", i);
+	}
+	for (round = 0; round < 50; round++) {
+		for (n = 16; n <= RECIPINFO_WRAP_MAX; n += 8) {
+			EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+
+			cr_assert(RAND_bytes(kek, sizeof(kek)) == 1 && RAND_bytes(in, (int)n) == 1);
+			EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+			cr_assert(EVP_EncryptInit_ex2(c, wrap, kek, NULL, NULL) == 1 &&
+			          EVP_EncryptUpdate(c, want, &l1, in, (int)n) == 1 &&
+			          EVP_EncryptFinal_ex(c, want + l1, &l2) == 1);
+			cr_assert_eq((size_t)(l1 + l2), n + 8);
+			EVP_CIPHER_CTX_free(c);
+			cr_assert_eq(recipinfo_aes_wrap(ecb, kek, in, n, got), 0);
+			cr_assert(memcmp(got, want, n + 8) == 0, "%zu bytes differ from OpenSSL",
+			          n);
+		}
+	}
+	/* Lengths outside 16..RECIPINFO_WRAP_MAX or not a multiple of 8 are refused. */
+	cr_assert_eq(recipinfo_aes_wrap(ecb, kek, in, 8, got), -1);
+	cr_assert_eq(recipinfo_aes_wrap(ecb, kek, in, 20, got), -1);
+	cr_assert_eq(recipinfo_aes_wrap(ecb, kek, in, RECIPINFO_WRAP_MAX + 8, got), -1);
+	EVP_CIPHER_free(ecb);
+	EVP_CIPHER_free(wrap);
 }
 
 /* Refused certificates are named in the error; accepted ones cost no naming. */

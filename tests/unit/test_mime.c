@@ -549,6 +549,103 @@ Test(b64, vectors_and_streaming)
 	cr_assert(memcmp(two, in, sizeof(in)) == 0);
 }
 
+/*
+ * The encoder before the table-driven rewrite, kept as the reference: one
+ * group at a time, line break after 76 characters.  col is where the
+ * output starts on its line (signer_b64 starts mid-line).
+ */
+static size_t
+ref_b64(const unsigned char *in, size_t n, unsigned col, char *out)
+{
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, o = 0;
+	unsigned v, k;
+
+	for (i = 0; i < n; i += 3) {
+		k = n - i < 3 ? (unsigned)(n - i) : 3;
+		v = (unsigned)in[i] << 16 | (k > 1 ? (unsigned)in[i + 1] << 8 : 0) |
+		    (k > 2 ? in[i + 2] : 0);
+		out[o++] = a[v >> 18 & 63];
+		out[o++] = a[v >> 12 & 63];
+		out[o++] = k > 1 ? a[v >> 6 & 63] : '=';
+		out[o++] = k > 2 ? a[v & 63] : '=';
+		if ((col += 4) == B64_LINE) {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			col = 0;
+		}
+	}
+	if (col > 0) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	return o;
+}
+
+/* Every length 0..300, random bytes, whole and in random pieces, from every start column. */
+Test(b64, same_as_reference_encoder)
+{
+	unsigned char in[300 + 8];
+	char want[600], got[600 + 64];
+	struct b64enc e;
+	size_t n, i, take, o, w, round;
+	unsigned col;
+	unsigned long x = 12345;
+
+	for (n = 0; n <= 300; n++) {
+		for (round = 0; round < 20; round++) {
+			for (i = 0; i < sizeof(in); i++) {
+				x = x * 6364136223846793005UL + 1442695040888963407UL;
+				in[i] = (unsigned char)(x >> 33);
+			}
+			col = round == 0 ? 0 : (unsigned)(x >> 40) % (B64_LINE / 4) * 4;
+			w = ref_b64(in, n, col, want);
+			if (col == 0) {
+				cr_assert_eq(b64_encode(in, n, got), w, "length %zu", n);
+				cr_assert(memcmp(got, want, w) == 0, "length %zu", n);
+				cr_assert_eq(b64_encoded_len(n), w, "length %zu", n);
+			}
+			/* Pieces of 0..70 bytes; a guard after the space the caller must give. */
+			b64enc_init(&e);
+			e.col = col;
+			for (i = 0, o = 0; i < n; i += take) {
+				x = x * 6364136223846793005UL + 1442695040888963407UL;
+				take = (size_t)(x >> 35) % 71;
+				if (take > n - i)
+					take = n - i;
+				memset(got + o, '#', sizeof(got) - o);
+				o += b64enc_update(&e, in + i, take, got + o);
+				cr_assert(o <= sizeof(got) - 8);
+			}
+			o += b64enc_final(&e, got + o);
+			cr_assert_eq(o, w, "length %zu, column %u", n, col);
+			cr_assert(memcmp(got, want, w) == 0, "length %zu, column %u", n, col);
+		}
+	}
+}
+
+/* The encoder writes no more than b64_encoded_len(n + 2) per call, as documented. */
+Test(b64, update_stays_within_documented_space)
+{
+	unsigned char in[400];
+	char out[1200];
+	struct b64enc e;
+	size_t n, lead, w, i;
+
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 7 + 3);
+	for (lead = 0; lead < 3; lead++) {
+		for (n = 0; n <= 300; n++) {
+			b64enc_init(&e);
+			(void)b64enc_update(&e, in, lead, out);
+			memset(out, '#', sizeof(out));
+			w = b64enc_update(&e, in + lead, n, out);
+			cr_assert(w <= b64_encoded_len(n + 2), "%zu bytes after %zu", n, lead);
+			cr_assert_eq(out[w], '#');
+		}
+	}
+}
+
 /* Every truncation of a multipart body must give a 7-bit safe entity, never a crash. */
 Test(mime, truncated_multiparts_stay_safe)
 {
