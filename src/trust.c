@@ -450,30 +450,34 @@ trust_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t a
 	return chain_verify(t, cert, extra, at, purpose, detail, &lo, &hi);
 }
 
-/* Value of a hex digit, -1 for anything else. */
-static int
-hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+/* Value of each byte as a hex digit, 16 for anything else. */
+#define HEX_VAL(c)                                                                                 \
+	((c) >= '0' && (c) <= '9'   ? (c) - '0'                                                    \
+	 : (c) >= 'a' && (c) <= 'f' ? (c) - 'a' + 10                                               \
+	 : (c) >= 'A' && (c) <= 'F' ? (c) - 'A' + 10                                               \
+	                            : 16)
+#define HEX_ROW(b)                                                                                 \
+	HEX_VAL(b + 0), HEX_VAL(b + 1), HEX_VAL(b + 2), HEX_VAL(b + 3), HEX_VAL(b + 4),            \
+	    HEX_VAL(b + 5), HEX_VAL(b + 6), HEX_VAL(b + 7), HEX_VAL(b + 8), HEX_VAL(b + 9),        \
+	    HEX_VAL(b + 10), HEX_VAL(b + 11), HEX_VAL(b + 12), HEX_VAL(b + 13), HEX_VAL(b + 14),   \
+	    HEX_VAL(b + 15)
+static const unsigned char hex_tab[256] = {
+    HEX_ROW(0),   HEX_ROW(16),  HEX_ROW(32),  HEX_ROW(48),  HEX_ROW(64),  HEX_ROW(80),
+    HEX_ROW(96),  HEX_ROW(112), HEX_ROW(128), HEX_ROW(144), HEX_ROW(160), HEX_ROW(176),
+    HEX_ROW(192), HEX_ROW(208), HEX_ROW(224), HEX_ROW(240),
+};
 
 /* A cert_fingerprint string as FP_BYTES bytes; -1 if it is not one. */
 static int
 fp_bytes(const char *hex, unsigned char out[FP_BYTES])
 {
+	const unsigned char *h = (const unsigned char *)hex;
+	unsigned hi, lo;
 	size_t i;
-	int hi, lo;
 
+	/* Stops at the first non-digit, so a short string is never read past its NUL. */
 	for (i = 0; i < FP_BYTES; i++) {
-		hi = hex_val((unsigned char)hex[2 * i]);
-		lo = hi < 0 ? -1 : hex_val((unsigned char)hex[2 * i + 1]);
-		if (lo < 0)
+		if ((hi = hex_tab[h[2 * i]]) == 16 || (lo = hex_tab[h[2 * i + 1]]) == 16)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);
 	}

@@ -60,7 +60,8 @@ entity_parse(const void *vp, size_t n, struct entity *e)
 	const unsigned char *p = vp;
 	size_t i = 0;
 
-	/* Only the fields in use are set: clearing all ENTITY_MAX_FIELDS costs more than the parse. */
+	/* Only the fields in use are set: clearing all ENTITY_MAX_FIELDS costs more than the parse.
+	 */
 	e->nf = 0;
 	e->body = NULL;
 	e->bodylen = 0;
@@ -1003,26 +1004,28 @@ out:
 
 /*
  * Offsets of the delimiter lines "--boundary" in body: up to 3 (open,
- * middle, close).  The boundary itself is searched for (memmem skips
- * through a long body far faster than a scan line by line); each hit must
- * start a line with "--".
+ * middle, close).  Candidates are found by their leading '-' (memchr runs
+ * through a body far faster than memmem or a scan line by line, and a
+ * base64 part has no '-' at all); each must be "--boundary" at the start
+ * of a line.
  */
 static size_t
 find_delims(const unsigned char *b, size_t n, const char *boundary, size_t start[3], size_t end[3],
             int *closed)
 {
-	size_t blen = strlen(boundary), from = 0, lo = 0, nd = 0;
+	size_t blen = strlen(boundary), from = 0, nd = 0;
 	const unsigned char *hit;
 
 	*closed = 0;
 	if (blen == 0)
 		return 0;
-	while (nd < 3 && from < n && (hit = memmem(b + from, n - from, boundary, blen)) != NULL) {
-		size_t i = (size_t)(hit - b), j = i + blen;
+	while (nd < 3 && from < n && (hit = memchr(b + from, '-', n - from)) != NULL) {
+		size_t i = (size_t)(hit - b) + 2, j = i + blen; /* i: the boundary */
 		int close = 0;
 
-		from = i + 1;
-		if (i < lo + 2 || b[i - 1] != '-' || b[i - 2] != '-' || (i > 2 && b[i - 3] != '\n'))
+		from = i - 1;
+		if (j > n || b[i - 1] != '-' || (i > 2 && b[i - 3] != '\n') ||
+		    memcmp(b + i, boundary, blen) != 0)
 			continue;
 		i -= 2;
 		if (n - j >= 2 && b[j] == '-' && b[j + 1] == '-') {
@@ -1039,7 +1042,7 @@ find_delims(const unsigned char *b, size_t n, const char *boundary, size_t start
 				*closed = 1;
 				break;
 			}
-			from = lo = end[nd - 1];
+			from = end[nd - 1];
 		}
 	}
 	return nd;
