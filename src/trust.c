@@ -553,7 +553,8 @@ trust_verify_fp(const struct trust *t, X509 *cert, const char *cert_fp, STACK_OF
 		cc->misses++;
 	pthread_mutex_unlock(&cc->mu);
 	if (hit) {
-		err_set(detail, "ok");
+		if (detail != NULL)
+			(void)strlcpy_checked(detail->msg, "ok", sizeof(detail->msg));
 		return TRUST_OK;
 	}
 	st = chain_verify(t, cert, extra, at, purpose, detail, &lo, &hi);

@@ -428,7 +428,7 @@ layer_judge(struct vctx *c, struct verify_layer *L, X509 *signer, STACK_OF(X509)
 	time_t nb, na;
 
 	/* 2. The chain, now and at the signing time. */
-	err_set(&detail, "%s", "");
+	detail.msg[0] = '\0';
 	if (dc != NULL)
 		L->chain_now = trust_verify_fp(c->trust, signer, dc->fingerprint, certs, fps,
 		                               c->now, TRUST_PURPOSE_ANY, &detail);
@@ -865,8 +865,8 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 
 	/* The same fields as the CMS path. */
 	L->signing_time = signing;
-	snprintf(L->digest_alg, sizeof(L->digest_alg), "%s", OBJ_nid2sn(dg->nid));
-	snprintf(L->sig_alg, sizeof(L->sig_alg), "%s", OBJ_nid2sn(sa->nid));
+	(void)strlcpy_checked(L->digest_alg, OBJ_nid2sn(dg->nid), sizeof(L->digest_alg));
+	(void)strlcpy_checked(L->sig_alg, OBJ_nid2sn(sa->nid), sizeof(L->sig_alg));
 	X509_up_ref(dc[si]->x509);
 	L->signer = dc[si]->x509;
 	L->subject = xstrdup(dc[si]->subject);
