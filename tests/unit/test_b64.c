@@ -135,7 +135,7 @@ Test(b64, same_as_reference_on_damaged_input)
 	static const unsigned char junk[] = {'=',  '\0', '-',  '_',  '.',  ' ', '\t', '\r',
 	                                     '\n', '*',  0x80, 0xff, 0x7f, '@', '[',  '{'};
 	unsigned char in[MAXIN];
-	size_t round, n, k, hits;
+	size_t round, n, k, hits, i;
 
 	for (round = 0; round < 20000; round++) {
 		n = make_valid(in, sizeof(in), rnd() % 600, (size_t[]){0, 64, 76, 4}[rnd() % 4],
@@ -150,13 +150,17 @@ Test(b64, same_as_reference_on_damaged_input)
 				break;
 			case 1: /* one is inserted */
 				if (n < sizeof(in)) {
-					memmove(in + at + 1, in + at, n - at);
+					/* Byte loops: valgrind takes a fortified memmove for
+					 * memcpy. */
+					for (i = n; i > at; i--)
+						in[i] = in[i - 1];
 					in[at] = junk[rnd() % sizeof(junk)];
 					n++;
 				}
 				break;
 			default: /* one is lost */
-				memmove(in + at, in + at + 1, n - at - 1);
+				for (i = at; i + 1 < n; i++)
+					in[i] = in[i + 1];
 				n--;
 			}
 		}
