@@ -26,11 +26,23 @@
 
 #define TIME_MAX ((time_t)INT64_MAX)
 
+/*
+ * A chain's key is the purpose followed by the fingerprints (as bytes) of
+ * the certificate and of every extra one, kept as it is for up to
+ * KEY_INLINE certificates, so that the common case costs a comparison, not
+ * a hash.  Longer lists are keyed by the SHA-256 of those bytes instead:
+ * that key is 32 bytes long and an inline one is 1 + 32 * n, so the two
+ * kinds never compare equal.
+ */
+#define FP_BYTES   32
+#define KEY_INLINE 4
+#define KEY_MAX    (1 + FP_BYTES * KEY_INLINE)
+
 /* One chain that verified: good for checks at a time within [lo, hi]. */
 struct chain_slot {
-	unsigned char key[32]; /* SHA-256 of purpose and the fingerprints */
+	unsigned char key[KEY_MAX];
+	size_t klen; /* 0: unused */
 	time_t lo, hi;
-	int used;
 };
 
 /* Remembered good chains; mu guards everything here (a leaf lock). */
@@ -438,23 +450,83 @@ trust_verify(const struct trust *t, X509 *cert, STACK_OF(X509) * extra, time_t a
 	return chain_verify(t, cert, extra, at, purpose, detail, &lo, &hi);
 }
 
-/* The cache key: SHA-256 over the purpose and every fingerprint, in order. */
-static int
-chain_key(const struct trust *t, const char *cert_fp, STACK_OF(X509) * extra,
-          const char *const *extra_fp, enum trust_purpose purpose, unsigned char key[32])
-{
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	unsigned char p = (unsigned char)purpose;
-	unsigned int len = 0;
-	int i, ok;
+/* Value of each byte as a hex digit, 16 for anything else. */
+#define HEX_VAL(c)                                                                                 \
+	((c) >= '0' && (c) <= '9'   ? (c) - '0'                                                    \
+	 : (c) >= 'a' && (c) <= 'f' ? (c) - 'a' + 10                                               \
+	 : (c) >= 'A' && (c) <= 'F' ? (c) - 'A' + 10                                               \
+	                            : 16)
+#define HEX_ROW(b)                                                                                 \
+	HEX_VAL(b + 0), HEX_VAL(b + 1), HEX_VAL(b + 2), HEX_VAL(b + 3), HEX_VAL(b + 4),            \
+	    HEX_VAL(b + 5), HEX_VAL(b + 6), HEX_VAL(b + 7), HEX_VAL(b + 8), HEX_VAL(b + 9),        \
+	    HEX_VAL(b + 10), HEX_VAL(b + 11), HEX_VAL(b + 12), HEX_VAL(b + 13), HEX_VAL(b + 14),   \
+	    HEX_VAL(b + 15)
+static const unsigned char hex_tab[256] = {
+    HEX_ROW(0),   HEX_ROW(16),  HEX_ROW(32),  HEX_ROW(48),  HEX_ROW(64),  HEX_ROW(80),
+    HEX_ROW(96),  HEX_ROW(112), HEX_ROW(128), HEX_ROW(144), HEX_ROW(160), HEX_ROW(176),
+    HEX_ROW(192), HEX_ROW(208), HEX_ROW(224), HEX_ROW(240),
+};
 
+/* A cert_fingerprint string as FP_BYTES bytes; -1 if it is not one. */
+static int
+fp_bytes(const char *hex, unsigned char out[FP_BYTES])
+{
+	const unsigned char *h = (const unsigned char *)hex;
+	unsigned hi, lo;
+	size_t i;
+
+	/* Stops at the first non-digit, so a short string is never read past its NUL. */
+	for (i = 0; i < FP_BYTES; i++) {
+		if ((hi = hex_tab[h[2 * i]]) == 16 || (lo = hex_tab[h[2 * i + 1]]) == 16)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* The cache key (see chain_slot) into key; its length, or 0 on a bad fingerprint. */
+static size_t
+chain_key(const struct trust *t, const char *cert_fp, STACK_OF(X509) * extra,
+          const char *const *extra_fp, enum trust_purpose purpose, unsigned char key[KEY_MAX])
+{
+	int n = extra != NULL ? sk_X509_num(extra) : 0, i, ok;
+	unsigned char fp[FP_BYTES], p = (unsigned char)purpose;
+	unsigned int len = 0;
+	EVP_MD_CTX *md;
+
+	if (n < KEY_INLINE) {
+		key[0] = p;
+		if (fp_bytes(cert_fp, key + 1) == -1)
+			return 0;
+		for (i = 0; i < n; i++)
+			if (fp_bytes(extra_fp[i], key + 1 + FP_BYTES * (i + 1)) == -1)
+				return 0;
+		return 1 + FP_BYTES * (size_t)(n + 1);
+	}
+	md = EVP_MD_CTX_new();
 	ok = md != NULL && EVP_DigestInit_ex2(md, t->cache->sha256, NULL) == 1 &&
-	     EVP_DigestUpdate(md, &p, 1) == 1 && EVP_DigestUpdate(md, cert_fp, CERT_FP_HEXLEN) == 1;
-	for (i = 0; ok && extra != NULL && i < sk_X509_num(extra); i++)
-		ok = EVP_DigestUpdate(md, extra_fp[i], CERT_FP_HEXLEN) == 1;
+	     EVP_DigestUpdate(md, &p, 1) == 1 && fp_bytes(cert_fp, fp) == 0 &&
+	     EVP_DigestUpdate(md, fp, FP_BYTES) == 1;
+	for (i = 0; ok && i < n; i++)
+		ok = fp_bytes(extra_fp[i], fp) == 0 && EVP_DigestUpdate(md, fp, FP_BYTES) == 1;
 	ok = ok && EVP_DigestFinal_ex(md, key, &len) == 1 && len == 32;
 	EVP_MD_CTX_free(md);
-	return ok ? 0 : -1;
+	ERR_clear_error();
+	return ok ? 32 : 0;
+}
+
+/* The key's slot: fingerprints are hashes already, so mixing their first words is enough. */
+static size_t
+chain_index(const unsigned char *key, size_t klen)
+{
+	uint64_t h = klen, w;
+	size_t i;
+
+	for (i = klen % FP_BYTES; i + sizeof(w) <= klen; i += FP_BYTES) {
+		memcpy(&w, key + i, sizeof(w));
+		h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+	}
+	return (size_t)(h >> 32) % TRUST_CACHE_SLOTS;
 }
 
 enum trust_status
@@ -464,27 +536,25 @@ trust_verify_fp(const struct trust *t, X509 *cert, const char *cert_fp, STACK_OF
 {
 	struct chain_cache *cc = t->cache;
 	struct chain_slot *sl;
-	unsigned char key[32];
+	unsigned char key[KEY_MAX];
 	enum trust_status st;
 	time_t lo, hi;
-	size_t idx;
+	size_t klen;
 	int hit;
 
-	if (chain_key(t, cert_fp, extra, extra_fp, purpose, key) == -1) {
-		ERR_clear_error();
+	if ((klen = chain_key(t, cert_fp, extra, extra_fp, purpose, key)) == 0)
 		return trust_verify(t, cert, extra, at, purpose, detail);
-	}
-	memcpy(&idx, key, sizeof(idx));
-	sl = &cc->slot[idx % TRUST_CACHE_SLOTS];
+	sl = &cc->slot[chain_index(key, klen)];
 	pthread_mutex_lock(&cc->mu);
-	hit = sl->used && memcmp(sl->key, key, sizeof(key)) == 0 && at >= sl->lo && at <= sl->hi;
+	hit = sl->klen == klen && memcmp(sl->key, key, klen) == 0 && at >= sl->lo && at <= sl->hi;
 	if (hit)
 		cc->hits++;
 	else
 		cc->misses++;
 	pthread_mutex_unlock(&cc->mu);
 	if (hit) {
-		err_set(detail, "ok");
+		if (detail != NULL)
+			(void)strlcpy_checked(detail->msg, "ok", sizeof(detail->msg));
 		return TRUST_OK;
 	}
 	st = chain_verify(t, cert, extra, at, purpose, detail, &lo, &hi);
@@ -502,10 +572,10 @@ trust_verify_fp(const struct trust *t, X509 *cert, const char *cert_fp, STACK_OF
 	if (at < lo || at > hi)
 		return st; /* at an edge: not remembered */
 	pthread_mutex_lock(&cc->mu);
-	memcpy(sl->key, key, sizeof(key));
+	memcpy(sl->key, key, klen);
+	sl->klen = klen;
 	sl->lo = lo;
 	sl->hi = hi;
-	sl->used = 1;
 	pthread_mutex_unlock(&cc->mu);
 	return st;
 }

@@ -70,7 +70,7 @@ struct entity {
 /*
  * Splits p (n bytes; CRLF or LF line ends) into header fields and body.
  * Returns 0, or -1 when there is no header/body separator or too many
- * fields.  The entity points into p.
+ * fields.  The entity points into p; only f[0 .. nf - 1] are set.
  */
 int entity_parse(const void *p, size_t n, struct entity *);
 /* First field named name (case-insensitive) or NULL. */
