@@ -350,10 +350,16 @@ lex_cfws(struct lex *l)
 	}
 }
 
+/* RFC 2045 tspecials, by table: the token scanner asks for every character. */
+static const unsigned char tspecials[256] = {
+    ['('] = 1,  [')'] = 1, ['<'] = 1, ['>'] = 1, ['@'] = 1, [','] = 1, [';'] = 1, [':'] = 1,
+    ['\\'] = 1, ['"'] = 1, ['/'] = 1, ['['] = 1, [']'] = 1, ['?'] = 1, ['='] = 1,
+};
+
 static int
 is_tspecial(unsigned char c)
 {
-	return strchr("()<>@,;:\\\"/[]?=", c) != NULL;
+	return tspecials[c];
 }
 
 /* Reads an RFC 2045 token into buf (lower-cased if lower); -1 if none or too long. */
