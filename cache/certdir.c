@@ -321,7 +321,9 @@ certdir_lookup(void *arg, const char *addr, STACK_OF(X509) * *out, struct errbuf
 		return o;
 	key.addr = lower;
 	pthread_rwlock_rdlock(&cd->lock);
-	hit = bsearch(&key, cd->idx.v, cd->idx.n, sizeof(*cd->idx.v), pair_cmp);
+	/* An empty directory has no array: bsearch() must not see a NULL base. */
+	hit = cd->idx.n == 0 ? NULL
+	                     : bsearch(&key, cd->idx.v, cd->idx.n, sizeof(*cd->idx.v), pair_cmp);
 	if (hit != NULL) {
 		lo = (size_t)(hit - cd->idx.v);
 		while (lo > 0 && strcmp(cd->idx.v[lo - 1].addr, lower) == 0)
