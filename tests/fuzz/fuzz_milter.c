@@ -20,7 +20,7 @@
  *     1 MACRO    stage (libmilter CI_*), name (byte < 8: a known macro, else STR), STR value
  *     2 MAIL     nargs (low 2 bits), STR address, nargs x STR (e.g. SIZE=123)
  *     3 RCPT     STR address
- *     4 HEADER   STR name, STR value
+ *     4 HEADER   STR name, STR value (dropped, as by the MTA, unless a valid field name)
  *     5 EOH      6 BODY STR     7 BODYFILL byte, 3-byte length (a large body)
  *     8 EOM      9 ABORT
  *    10 MESSAGE  flags (bit 0 LF -> CRLF, bit 1 then EOH, bit 2 then EOM,
@@ -711,8 +711,13 @@ check_modified(struct sess *s, const struct eom_snap *snap)
 	if (n < ENTITY_MAX_FIELDS) {
 		struct entity ent;
 
-		if (entity_parse(msgbuf_data(mb), msgbuf_len(mb), &ent) == -1)
+		if (entity_parse(msgbuf_data(mb), msgbuf_len(mb), &ent) == -1) {
+			size_t k = msgbuf_body_offset(mb);
+
+			fprintf(stderr, "fuzz_milter: modified header section:\n");
+			fwrite(msgbuf_data(mb), 1, k < 4000 ? k : 4000, stderr);
 			die("the modified message does not parse as a MIME entity");
+		}
 	}
 	if (msg_ctype(mb, &ct) == 0)
 		check_multipart(&ct, s->ctx.body, s->ctx.bodylen);
@@ -867,13 +872,20 @@ ev_rcpt(struct sess *s, struct in *in)
 	free(argv[0]);
 }
 
-/* One header field; name and value are C strings owned by the caller. */
+/*
+ * One header field; name and value are C strings owned by the caller.  A
+ * name the MTA would not take for a field name (empty, with white space,
+ * control or 8-bit bytes: Postfix is_header()) is not sent: for the MTA
+ * that line is not a header field.
+ */
 static void
 do_header(struct sess *s, char *name, char *value)
 {
 	unsigned mark;
 	sfsistat rc;
 
+	if (!valid_field_name(name))
+		return;
 	if (!sess_enter(s, ST_HDRS))
 		return;
 	if (s->nhdrs < KEEP_HEADERS) {
