@@ -264,8 +264,7 @@ smfi_insheader(SMFICTX *ctx, int hdridx, char *headerf, char *headerv)
 int
 smfi_chgheader(SMFICTX *ctx, char *headerf, int hdridx, char *headerv)
 {
-	if (headerf == NULL || *headerf == '\0' || hdridx < 0 ||
-	    !fake_sendok(ctx, SMFIF_CHGHDRS)) {
+	if (headerf == NULL || *headerf == '\0' || hdridx < 0 || !fake_sendok(ctx, SMFIF_CHGHDRS)) {
 		if (ctx != NULL)
 			ctx->refused++;
 		return MI_FAILURE;

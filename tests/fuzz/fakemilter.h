@@ -15,9 +15,9 @@
 
 #include <libmilter/mfapi.h>
 
-#define FAKE_CHUNK        65535 /* libmilter MILTER_CHUNK_SIZE */
-#define FAKE_MAXREPLYLEN  980   /* libmilter MAXREPLYLEN */
-#define FAKE_MAX_MACROS   64    /* per connection; more are dropped */
+#define FAKE_CHUNK       65535 /* libmilter MILTER_CHUNK_SIZE */
+#define FAKE_MAXREPLYLEN 980   /* libmilter MAXREPLYLEN */
+#define FAKE_MAX_MACROS  64    /* per connection; more are dropped */
 
 /* libmilter's macro slots (CI_*), searched from the last to the first. */
 enum fake_stage {
@@ -52,9 +52,9 @@ struct smfi_str {
 	struct fake_macro mac[FAKE_MAX_MACROS];
 	size_t nmac;
 
-	char *reply;            /* the pending "code xcode text", as libmilter keeps it */
-	unsigned replies_set;   /* smfi_setreply calls that succeeded */
-	unsigned replies_bad;   /* smfi_setreply calls libmilter refuses */
+	char *reply;          /* the pending "code xcode text", as libmilter keeps it */
+	unsigned replies_set; /* smfi_setreply calls that succeeded */
+	unsigned replies_bad; /* smfi_setreply calls libmilter refuses */
 
 	/* Modifications of the current end of message. */
 	struct fake_edit *edits;

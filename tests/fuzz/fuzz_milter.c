@@ -189,8 +189,7 @@ load_variant(int v)
 		snprintf(b, sizeof(b), "%s/fixtures/corpus/nss/TestCA.pem", fuzz_testdir());
 		cat_files(trust, a, b);
 	} else {
-		snprintf(trust, sizeof(trust), "%s/fixtures/pki/trust-anchors.pem",
-		         fuzz_testdir());
+		snprintf(trust, sizeof(trust), "%s/fixtures/pki/trust-anchors.pem", fuzz_testdir());
 	}
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
@@ -335,8 +334,19 @@ in_str(struct in *in)
 /* --- session state ----------------------------------------------------------- */
 
 /* libmilter's states (engine.c), the ones that matter for our callbacks. */
-enum st { ST_NONE, ST_OPTS, ST_CONN, ST_HELO, ST_MAIL, ST_RCPT, ST_HDRS, ST_EOHS, ST_BODY,
-          ST_ENDM, ST_ABRT };
+enum st {
+	ST_NONE,
+	ST_OPTS,
+	ST_CONN,
+	ST_HELO,
+	ST_MAIL,
+	ST_RCPT,
+	ST_HDRS,
+	ST_EOHS,
+	ST_BODY,
+	ST_ENDM,
+	ST_ABRT
+};
 #define IN_MAIL(s) ((s) >= ST_MAIL && (s) <= ST_BODY)
 
 struct hdr {
@@ -346,12 +356,12 @@ struct hdr {
 struct sess {
 	SMFICTX ctx;
 	enum st st;
-	unsigned flags;         /* byte 0 */
-	unsigned long actions;  /* what the MTA allows */
-	unsigned long pflags;   /* negotiated protocol steps */
-	int negotiated, open;   /* negotiate done; a connection is open */
-	int reply_fresh;        /* a reply was set since the last tempfail/reject */
-	int signjob_seen;       /* the open message had a signing job at end of message */
+	unsigned flags;        /* byte 0 */
+	unsigned long actions; /* what the MTA allows */
+	unsigned long pflags;  /* negotiated protocol steps */
+	int negotiated, open;  /* negotiate done; a connection is open */
+	int reply_fresh;       /* a reply was set since the last tempfail/reject */
+	int signjob_seen;      /* the open message had a signing job at end of message */
 	/* The open message, as the MTA would keep it (for applying the changes). */
 	struct hdr *hdrs;
 	size_t nhdrs;
@@ -432,8 +442,8 @@ sess_enter(struct sess *s, enum st new)
 static void
 sess_open(struct sess *s)
 {
-	unsigned long f1 = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA, pf0 = 0, pf1 = 0,
-	              pf2 = 0, pf3 = 0;
+	unsigned long f1 = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA, pf0 = 0, pf1 = 0, pf2 = 0,
+	              pf3 = 0;
 	sfsistat rc;
 
 	if (s->open)
@@ -570,7 +580,8 @@ apply_edits(struct sess *s, struct hdr **hp, size_t *np)
 		const struct fake_edit *e = &s->ctx.edits[i];
 		int seen = 0;
 
-		/* A change or delete may name a field as the MTA sent it; new ones must be valid. */
+		/* A change or delete may name a field as the MTA sent it; new ones must be valid.
+		 */
 		if (e->op != 'c' && !valid_field_name(e->name)) {
 			fprintf(stderr, "fuzz_milter: %c \"%s\"\n", e->op, e->name);
 			die("header added with an invalid field name");
@@ -662,8 +673,7 @@ struct eom_snap {
 
 /* Verifies the signed entity: our own signature must pass. */
 static void
-check_our_signature(const struct runtime *rt, const void *ent, size_t len,
-                    const struct msgbuf *mb)
+check_our_signature(const struct runtime *rt, const void *ent, size_t len, const struct msgbuf *mb)
 {
 	struct verify_result vr;
 	struct errbuf eb;
@@ -816,9 +826,9 @@ ev_connect(struct sess *s, struct in *in)
 	free(host);
 }
 
-static const char *const known_macros[] = {"i", "{auth_authen}", "{daemon_name}", "j",
-                                           "{auth_type}", "{client_addr}", "{mail_addr}",
-                                           "{rcpt_addr}"};
+static const char *const known_macros[] = {"i",           "{auth_authen}", "{daemon_name}",
+                                           "j",           "{auth_type}",   "{client_addr}",
+                                           "{mail_addr}", "{rcpt_addr}"};
 
 static void
 ev_macro(struct sess *s, struct in *in)
