@@ -7,7 +7,7 @@ B=${SMG_BUILDDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 S=${SMG_SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 export SMG_FUZZ_TESTDIR="$S/tests"
 rc=0
-for t in fuzz_mime fuzz_verify fuzz_decrypt fuzz_config fuzz_sign fuzz_authres; do
+for t in fuzz_mime fuzz_verify fuzz_decrypt fuzz_config fuzz_sign fuzz_authres fuzz_milter; do
 	bin=$B/tests/fuzz/${t}_replay
 	[ -x "$bin" ] || { echo "SKIP: $bin not built"; exit 77; }
 	dirs=""

@@ -16,7 +16,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 B=${FUZZ_BUILDDIR:-/tmp/smg-fuzz-build}
 CC=${CC:-clang}
-ALL="fuzz_mime fuzz_verify fuzz_decrypt fuzz_config fuzz_sign fuzz_authres"
+ALL="fuzz_mime fuzz_verify fuzz_decrypt fuzz_config fuzz_sign fuzz_authres fuzz_milter"
 TARGETS=${TARGETS:-$ALL}
 PARALLEL=${PARALLEL:-1}
 SAN='-fsanitize=address,undefined -fno-omit-frame-pointer'
@@ -24,28 +24,46 @@ SAN='-fsanitize=address,undefined -fno-omit-frame-pointer'
 command -v "$CC" >/dev/null 2>&1 || { echo "run.sh: $CC not found (apt-get install clang libclang-rt-14-dev)"; exit 77; }
 mkdir -p "$B" || exit 1
 
-# 1. The engine library, instrumented (but not with the fuzzer's coverage:
-#    -fsanitize=fuzzer-no-link gives libFuzzer the edges inside the engine).
-if [ ! -f "$B/src/libsmimegw.a" ]; then
+# 1. The engine library (and the cache library fuzz_milter needs),
+#    instrumented (but not with the fuzzer's coverage: -fsanitize=fuzzer-no-link
+#    gives libFuzzer the edges inside them).
+if [ ! -f "$B/src/libsmimegw.a" ] || [ ! -f "$B/cache/libsmgcache.a" ]; then
 	echo "== configuring instrumented engine in $B"
-	(cd "$B" && CC="$CC" CFLAGS="-g -O1 $SAN -fsanitize=fuzzer-no-link" \
-		"$SRC/configure" --disable-hardening -q && make -j2 src/libsmimegw.a >/dev/null) || {
-		echo "run.sh: building src/libsmimegw.a failed"; exit 1; }
+	(cd "$B" && { [ -f Makefile ] || CC="$CC" CFLAGS="-g -O1 $SAN -fsanitize=fuzzer-no-link" \
+		"$SRC/configure" --disable-hardening -q; } &&
+		make -j2 src/libsmimegw.a cache/libsmgcache.a >/dev/null) || {
+		echo "run.sh: building src/libsmimegw.a and cache/libsmgcache.a failed"; exit 1; }
 fi
 
 # 2. The targets.
 LIBS=$(pkg-config --libs openssl gmime-3.0)
 INC="-I$B -I$SRC -I$SRC/src -I$HERE $(pkg-config --cflags openssl gmime-3.0)"
 mkdir -p "$B/fuzz"
-newer() { [ -n "$(find "$1" -newer "$2" 2>/dev/null)" ]; }
+newer() { [ -n "$(find "$@" -newer "$bin" 2>/dev/null)" ]; }
+# fuzz_milter links the daemon's sources (not smimegw.c's main, not connio.c)
+# and tests/fuzz/fakemilter.c in place of libmilter.
+MILTER_SRCS=""
+for f in apply callbacks context events inbound outbound privs reply runtime signals; do
+	MILTER_SRCS="$MILTER_SRCS $SRC/milter/$f.c"
+done
 for t in $TARGETS; do
 	src="$HERE/$t.c"
 	bin="$B/fuzz/$t"
-	if [ ! -x "$bin" ] || newer "$src" "$bin" || newer "$HERE/fuzz_msg.c" "$bin" ||
-	   newer "$HERE/fuzz_msg.h" "$bin" || newer "$B/src/libsmimegw.a" "$bin"; then
+	extra=""; deps=""; xinc=""; xlibs=""
+	if [ "$t" = fuzz_milter ]; then
+		extra="$HERE/fakemilter.c $MILTER_SRCS $B/cache/libsmgcache.a"
+		deps="$HERE/fakemilter.h $SRC/milter"
+		xinc=$(pkg-config --cflags hiredis)
+		xlibs=$(pkg-config --libs hiredis)
+	fi
+	# shellcheck disable=SC2086
+	if [ ! -x "$bin" ] || newer "$src" "$HERE/fuzz_msg.c" "$HERE/fuzz_msg.h" \
+	   "$B/src/libsmimegw.a" $extra $deps; then
 		echo "== building $t"
-		$CC -g -O1 $SAN -fsanitize=fuzzer -DFUZZ_SRCDIR="\"$SRC/tests\"" $INC \
-			-o "$bin" "$src" "$HERE/fuzz_msg.c" "$B/src/libsmimegw.a" $LIBS -pthread || exit 1
+		# shellcheck disable=SC2086
+		$CC -g -O1 $SAN -fsanitize=fuzzer -DFUZZ_SRCDIR="\"$SRC/tests\"" $INC $xinc \
+			-o "$bin" "$src" "$HERE/fuzz_msg.c" $extra "$B/src/libsmimegw.a" $LIBS \
+			$xlibs -pthread || exit 1
 	fi
 done
 
