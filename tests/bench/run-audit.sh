@@ -4,7 +4,8 @@
 # 50 KB messages that are signed (one "sign" record each), in alternating
 # rounds.  Prints messages/s and daemon CPU per message of each and the
 # overhead of auditing on both; then `smimegw-audit verify` must accept the
-# log and it must hold one sign record per message.  Target: < 3 %.
+# log and it must hold one sign record per message.  Target (issue 6):
+# auditing costs under 3 % of throughput; the CPU difference is printed too.
 #
 # Environment: BENCH_COUNT (messages per run, default 4000), BENCH_REPEAT
 # (alternating rounds, default 5), BENCH_CONC (load concurrency, default 4),
@@ -78,6 +79,6 @@ for n in rounds:
     print("%5d %12.1f %12.1f %16.3f %16.3f %9.1f %9.1f" % (n, p["messages_per_s"], a["messages_per_s"],
           p["daemon_cpu_ms_per_msg"], a["daemon_cpu_ms_per_msg"], c, t))
 mc, mt = statistics.median(cpu), statistics.median(tput)
-print("median: daemon CPU per message +%.1f %%, throughput -%.1f %% (target < 3 %%): %s"
-      % (mc, mt, "met" if mt < 3 and mc < 3 else "NOT MET"))
+print("median: throughput -%.1f %% (target: under 3 %% of throughput): %s" % (mt, "met" if mt < 3 else "NOT MET"))
+print("median: daemon CPU per message +%.1f %% (for information; rounds %+.1f..%+.1f)" % (mc, min(cpu), max(cpu)))
 PY
