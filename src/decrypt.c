@@ -134,6 +134,30 @@ plausible_text(const unsigned char *p, size_t n)
 }
 
 /*
+ * Keeps *buf (len bytes of plaintext) as d's result if it is a MIME entity,
+ * or at least text (as in RFC 4134 5.3): a random key (the MMA
+ * counter-measure) gives valid CBC padding once in 256 tries, and garbage
+ * is neither.  1 with *buf taken over, 0 with *buf left to the caller.
+ */
+static int
+plain_keep(struct dctx *d, unsigned char **buf, size_t len)
+{
+	struct entity *e = xmalloc(sizeof(*e));
+
+	if (entity_parse(*buf, len, e) != 0) {
+		free(e);
+		if (!plausible_text(*buf, len))
+			return 0;
+		e = NULL;
+	}
+	d->plain = *buf;
+	d->plainlen = len;
+	d->ent = e;
+	*buf = NULL;
+	return 1;
+}
+
+/*
  * Decrypts the content with the content key already set in the CMS
  * structure, into a bounded private buffer.  1 on success (and for GCM
  * the tag matched); the buffer is kept in d->plain only then.
@@ -145,7 +169,6 @@ content_decrypt(struct dctx *d)
 	EVP_CIPHER_CTX *cctx = NULL;
 	unsigned char *buf = NULL;
 	size_t len = 0, cap = 0;
-	struct entity *e = NULL;
 	int r = 0, n;
 
 	if ((chain = CMS_dataInit(d->cms, NULL)) == NULL) {
@@ -178,29 +201,11 @@ content_decrypt(struct dctx *d)
 	    EVP_CIPHER_CTX_get0_cipher(cctx) != NULL)
 		copy_str(d->res->content_alg, sizeof(d->res->content_alg),
 		         EVP_CIPHER_get0_name(EVP_CIPHER_CTX_get0_cipher(cctx)));
-	/*
-	 * A random key (the MMA counter-measure) gives valid CBC padding once
-	 * in 256 tries: S/MIME content is a MIME entity (or at least text, as
-	 * in RFC 4134 5.3), garbage is neither.
-	 */
-	e = xmalloc(sizeof(*e));
-	if (entity_parse(buf, len, e) != 0) {
-		if (!plausible_text(buf, len))
-			goto out;
-		free(e);
-		e = NULL;
-	}
-	d->plain = buf;
-	d->plainlen = len;
-	d->ent = e;
-	buf = NULL;
-	e = NULL;
-	r = 1;
+	r = plain_keep(d, &buf, len);
 out:
 	if (buf != NULL)
 		OPENSSL_cleanse(buf, len);
 	free(buf);
-	free(e);
 	BIO_free_all(chain);
 	ERR_clear_error();
 	return r;
@@ -923,7 +928,6 @@ direct_content(struct dctx *d, const struct cmsenv *env, const struct plan *pl,
 	EVP_CIPHER_CTX *cc = NULL;
 	unsigned char *buf = NULL;
 	struct cmsenv_slice piece;
-	struct entity *e = NULL;
 	size_t len = 0, pos = 0, off, n;
 	int outl, r = 0, more;
 
@@ -952,24 +956,11 @@ direct_content(struct dctx *d, const struct cmsenv *env, const struct plan *pl,
 		goto out;
 	copy_str(d->res->content_alg, sizeof(d->res->content_alg),
 	         EVP_CIPHER_get0_name(pl->content->cipher));
-	e = xmalloc(sizeof(*e));
-	if (entity_parse(buf, len, e) != 0) {
-		if (!plausible_text(buf, len))
-			goto out;
-		free(e);
-		e = NULL;
-	}
-	d->plain = buf;
-	d->plainlen = len;
-	d->ent = e;
-	buf = NULL;
-	e = NULL;
-	r = 1;
+	r = plain_keep(d, &buf, len);
 out:
 	if (buf != NULL)
 		OPENSSL_cleanse(buf, len);
 	free(buf);
-	free(e);
 	EVP_CIPHER_CTX_free(cc);
 	ERR_clear_error();
 	return r;

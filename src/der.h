@@ -33,6 +33,18 @@ der_put_hdr(unsigned char *o, unsigned tag, size_t len)
 	return o;
 }
 
+/* DER SET OF order of two encodings: as octet strings, the shorter one
+ * padded with zeros (X.690 11.6).  <0, 0 or >0, for qsort comparators. */
+static inline int
+der_set_order(const unsigned char *a, size_t an, const unsigned char *b, size_t bn)
+{
+	int c = memcmp(a, b, an < bn ? an : bn);
+
+	if (c != 0)
+		return c;
+	return an < bn ? -1 : an > bn;
+}
+
 /* Copies n bytes to o; returns the position after them. */
 static inline unsigned char *
 der_put(unsigned char *o, const void *p, size_t n)

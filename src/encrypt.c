@@ -473,17 +473,12 @@ struct ri_slice {
 	size_t n;
 };
 
-/* DER SET OF order: as octet strings, the shorter one padded with zeros. */
 static int
 slice_cmp(const void *x, const void *y)
 {
 	const struct ri_slice *a = x, *b = y;
-	size_t n = a->n < b->n ? a->n : b->n;
-	int c = memcmp(a->p, b->p, n);
 
-	if (c != 0)
-		return c;
-	return a->n < b->n ? -1 : a->n > b->n;
+	return der_set_order(a->p, a->n, b->p, b->n);
 }
 
 /*

@@ -369,17 +369,12 @@ struct slice_p {
 	size_t n;
 };
 
-/* DER SET OF order: as octet strings, the shorter one padded with zeros. */
 static int
 der_set_cmp(const void *x, const void *y)
 {
 	const struct slice_p *a = x, *b = y;
-	size_t n = a->n < b->n ? a->n : b->n;
-	int c = memcmp(a->p, b->p, n);
 
-	if (c != 0)
-		return c;
-	return a->n < b->n ? -1 : a->n > b->n;
+	return der_set_order(a->p, a->n, b->p, b->n);
 }
 
 static enum outcome
