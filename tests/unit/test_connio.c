@@ -72,7 +72,8 @@ packet(unsigned char *out, char cmd, const void *data, size_t n)
 
 	memcpy(out, &l, 4);
 	out[4] = (unsigned char)cmd;
-	memcpy(out + 5, data, n);
+	if (n > 0)
+		memcpy(out + 5, data, n);
 	return n + 5;
 }
 
