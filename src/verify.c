@@ -553,11 +553,13 @@ static struct dercache *direct_certs;
 static int direct_off; /* 1: CMS path only */
 
 /*
- * Prepared public-key contexts, per thread (an EVP_PKEY_CTX is not for
- * sharing): making one (a provider fetch, verify_init, the digest
- * parameter) costs a tenth of an RSA verification.  Each slot holds a
- * reference on its key, so while it is there no other key can have its
- * address and a pointer comparison is enough.
+ * Per-thread state of the direct path (neither context is for sharing).
+ * Prepared public-key contexts: making one (a provider fetch,
+ * verify_init, the digest parameter) costs a tenth of an RSA
+ * verification.  Each slot holds a reference on its key, so while it is
+ * there no other key can have its address and a pointer comparison is
+ * enough.  One digest context, re-initialised for every digest rather
+ * than allocated and freed per message.
  */
 #define PCTX_SLOTS 8
 struct pctx_slot {
@@ -565,18 +567,42 @@ struct pctx_slot {
 	const EVP_MD *md;
 	EVP_PKEY_CTX *ctx;
 };
+struct direct_tls {
+	struct pctx_slot slot[PCTX_SLOTS];
+	EVP_MD_CTX *mctx;
+};
 static pthread_key_t pctx_key;
 static int pctx_ok; /* the key exists */
 
 static void
 pctx_free(void *p)
 {
-	struct pctx_slot *tab = p;
+	struct direct_tls *tls = p;
 	size_t i;
 
 	for (i = 0; i < PCTX_SLOTS; i++)
-		EVP_PKEY_CTX_free(tab[i].ctx);
-	free(tab);
+		EVP_PKEY_CTX_free(tls->slot[i].ctx);
+	EVP_MD_CTX_free(tls->mctx);
+	free(tls);
+}
+
+/* This thread's state, made on first use; NULL on failure (the CMS path then). */
+static struct direct_tls *
+direct_tls(void)
+{
+	struct direct_tls *tls;
+
+	if (!pctx_ok)
+		return NULL;
+	if ((tls = pthread_getspecific(pctx_key)) != NULL)
+		return tls;
+	tls = xcalloc(1, sizeof(*tls));
+	if ((tls->mctx = EVP_MD_CTX_new()) == NULL || pthread_setspecific(pctx_key, tls) != 0) {
+		EVP_MD_CTX_free(tls->mctx);
+		free(tls);
+		return NULL;
+	}
+	return tls;
 }
 
 static void
@@ -745,21 +771,11 @@ direct_digest(EVP_MD_CTX *ctx, const EVP_MD *md, const unsigned char *p, size_t 
 
 /* One public-key verification of sig over the digest dig. */
 static int
-direct_pkey_verify(EVP_PKEY *pk, const EVP_MD *md, const struct sigdata_slice *sig,
-                   const unsigned char *dig, size_t dlen)
+direct_pkey_verify(struct direct_tls *tls, EVP_PKEY *pk, const EVP_MD *md,
+                   const struct sigdata_slice *sig, const unsigned char *dig, size_t dlen)
 {
-	struct pctx_slot *tab, *sl;
+	struct pctx_slot *sl = &tls->slot[((uintptr_t)pk >> 6) % PCTX_SLOTS];
 
-	if (!pctx_ok)
-		return -1; /* the CMS path then */
-	if ((tab = pthread_getspecific(pctx_key)) == NULL) {
-		tab = xcalloc(PCTX_SLOTS, sizeof(*tab));
-		if (pthread_setspecific(pctx_key, tab) != 0) {
-			free(tab);
-			return -1;
-		}
-	}
-	sl = &tab[((uintptr_t)pk >> 6) % PCTX_SLOTS];
 	if (sl->ctx == NULL || sl->pk != pk || sl->md != md) {
 		EVP_PKEY_CTX_free(sl->ctx);
 		sl->ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
@@ -791,7 +807,7 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 	STACK_OF(X509) *certs = NULL;
 	const struct alg *dg, *sa;
 	const EVP_MD *md = NULL;
-	EVP_MD_CTX *mctx = NULL;
+	struct direct_tls *tls;
 	EVP_PKEY *pk;
 	struct sigdata_slice ct, mdv, content;
 	const struct sigdata_attr *st, *ep;
@@ -855,11 +871,12 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 		goto out;
 
 	/* 1. The signature over the signed attributes, the digest over the exact bytes. */
-	mctx = EVP_MD_CTX_new();
-	if (direct_digest(mctx, md, sd.signed_attrs.p, sd.signed_attrs.n, 1, dig, &dl) == -1 ||
-	    direct_pkey_verify(pk, md, &sd.signature, dig, dl) == -1)
+	if ((tls = direct_tls()) == NULL ||
+	    direct_digest(tls->mctx, md, sd.signed_attrs.p, sd.signed_attrs.n, 1, dig, &dl) ==
+	        -1 ||
+	    direct_pkey_verify(tls, pk, md, &sd.signature, dig, dl) == -1)
 		goto out;
-	if (direct_digest(mctx, md, content.p, content.n, 0, dig, &dl) == -1 || dl != mdv.n ||
+	if (direct_digest(tls->mctx, md, content.p, content.n, 0, dig, &dl) == -1 || dl != mdv.n ||
 	    CRYPTO_memcmp(dig, mdv.p, dl) != 0)
 		goto out;
 
@@ -889,7 +906,6 @@ out:
 	for (i = 0; i < SIGDATA_MAX_CERTS; i++)
 		dercache_put(dc[i]);
 	sk_X509_free(certs);
-	EVP_MD_CTX_free(mctx);
 	if (ERR_peek_error() != 0)
 		ERR_clear_error();
 	return rc;
