@@ -54,54 +54,111 @@ eol_len(const unsigned char *p, size_t left)
 	return 0;
 }
 
+/*
+ * Reads the header field or blank line at p[*i]: 1 with the field in *f
+ * (through every continuation line), 0 at the blank line (*i then points
+ * at the body), -1 on a malformed field or no blank line.
+ */
+static int
+field_next(const unsigned char *p, size_t n, size_t *i, struct entity_field *f)
+{
+	size_t start = *i, el, colon, end;
+
+	if (start >= n)
+		return -1;
+	if ((el = eol_len(p + start, n - start)) != 0) {
+		*i = start + el;
+		return 0;
+	}
+	for (colon = start; colon < n && p[colon] != ':' && p[colon] != '\n'; colon++)
+		;
+	if (colon == n || p[colon] != ':' || colon == start)
+		return -1;
+	end = colon;
+	for (;;) {
+		while (end < n && p[end] != '\n')
+			end++;
+		if (end == n)
+			return -1;
+		end++; /* past LF */
+		if (end < n && (p[end] == ' ' || p[end] == '\t'))
+			continue;
+		break;
+	}
+	f->name = p + start;
+	f->nlen = colon - start;
+	f->value = p + colon + 1;
+	f->vlen = end - colon - 1 - (end - 2 > colon && p[end - 2] == '\r' ? 2 : 1);
+	f->whole = p + start;
+	f->wlen = end - start;
+	*i = end;
+	return 1;
+}
+
 int
 entity_parse(const void *vp, size_t n, struct entity *e)
 {
 	const unsigned char *p = vp;
 	size_t i = 0;
+	int r;
 
 	/* Only the fields in use are set: clearing all ENTITY_MAX_FIELDS costs more than the parse.
 	 */
 	e->nf = 0;
 	e->body = NULL;
 	e->bodylen = 0;
-	while (i < n) {
-		size_t el = eol_len(p + i, n - i), start = i, colon, end;
+	for (;;) {
+		struct entity_field f;
 
-		if (el) { /* blank line: the body follows */
-			e->body = p + i + el;
-			e->bodylen = n - i - el;
+		if ((r = field_next(p, n, &i, &f)) == 0) {
+			e->body = p + i;
+			e->bodylen = n - i;
 			return 0;
 		}
-		if (e->nf == ENTITY_MAX_FIELDS)
+		if (r < 0 || e->nf == ENTITY_MAX_FIELDS)
 			return -1;
-		/* One field: through every continuation line. */
-		for (colon = i; colon < n && p[colon] != ':' && p[colon] != '\n'; colon++)
-			;
-		if (colon == n || p[colon] != ':' || colon == i)
-			return -1;
-		end = colon;
-		for (;;) {
-			while (end < n && p[end] != '\n')
-				end++;
-			if (end == n)
-				return -1;
-			end++; /* past LF */
-			if (end < n && (p[end] == ' ' || p[end] == '\t'))
-				continue;
-			break;
-		}
-		e->f[e->nf].name = p + start;
-		e->f[e->nf].nlen = colon - start;
-		e->f[e->nf].value = p + colon + 1;
-		e->f[e->nf].vlen =
-		    end - colon - 1 - (end - 2 > colon && p[end - 2] == '\r' ? 2 : 1);
-		e->f[e->nf].whole = p + start;
-		e->f[e->nf].wlen = end - start;
-		e->nf++;
-		i = end;
+		e->f[e->nf++] = f;
 	}
-	return -1;
+}
+
+/* Whether field f is named name (len bytes, any case). */
+static int
+field_is(const struct entity_field *f, const char *name, size_t len)
+{
+	return f->nlen == len && strncasecmp((const char *)f->name, name, len) == 0;
+}
+
+/*
+ * What verification needs of an entity: entity_parse followed by
+ * entity_field_find for Content-Type and Content-Transfer-Encoding (the
+ * same limits, the first field of each name), without a struct entity
+ * per layer.  0 with the body in *body and the fields found set (absent
+ * ones get name NULL), -1 where entity_parse fails.
+ */
+static int
+entity_content_fields(const unsigned char *p, size_t n, struct entity_field *ct,
+                      struct entity_field *cte, const unsigned char **body, size_t *bodylen)
+{
+	size_t i = 0, nf = 0;
+	int r;
+
+	ct->name = cte->name = NULL;
+	for (;;) {
+		struct entity_field f;
+
+		if ((r = field_next(p, n, &i, &f)) == 0) {
+			*body = p + i;
+			*bodylen = n - i;
+			return 0;
+		}
+		if (r < 0 || nf == ENTITY_MAX_FIELDS)
+			return -1;
+		nf++;
+		if (ct->name == NULL && field_is(&f, "Content-Type", 12))
+			*ct = f;
+		else if (cte->name == NULL && field_is(&f, "Content-Transfer-Encoding", 25))
+			*cte = f;
+	}
 }
 
 const struct entity_field *
@@ -1094,15 +1151,13 @@ new_layer(struct vctx *c)
 static void
 verify_inner(struct vctx *c, const unsigned char *p, size_t n, unsigned depth)
 {
-	struct entity *e = xmalloc(sizeof(*e));
-	const struct entity_field *ct, *cte;
+	struct entity_field ct, cte;
+	const unsigned char *body;
+	size_t bodylen;
 
-	if (entity_parse(p, n, e) == 0 && (ct = entity_field_find(e, "Content-Type")) != NULL) {
-		cte = entity_field_find(e, "Content-Transfer-Encoding");
-		verify_part(c, ct->value, ct->vlen, cte ? cte->value : NULL, cte ? cte->vlen : 0,
-		            e->body, e->bodylen, depth);
-	}
-	free(e);
+	if (entity_content_fields(p, n, &ct, &cte, &body, &bodylen) == 0 && ct.name != NULL)
+		verify_part(c, ct.value, ct.vlen, cte.name ? cte.value : NULL,
+		            cte.name ? cte.vlen : 0, body, bodylen, depth);
 }
 
 static void
@@ -1112,8 +1167,9 @@ verify_multipart(struct vctx *c, const struct mime_ctype *ct, const unsigned cha
 	size_t s[3], en[3], nd, p1, p1len, p2, p2len, derlen = 0;
 	int closed;
 	struct verify_layer *L;
-	struct entity *sig = NULL;
-	const struct entity_field *sct, *scte;
+	struct entity_field sct, scte;
+	const unsigned char *sigbody;
+	size_t sigbodylen;
 	struct mime_ctype sigct;
 	unsigned char *der = NULL;
 	CMS_ContentInfo *cms = NULL;
@@ -1135,17 +1191,14 @@ verify_multipart(struct vctx *c, const struct mime_ctype *ct, const unsigned cha
 	p1len = part_len(body, p1, s[1]);
 	p2 = en[1];
 	p2len = part_len(body, p2, s[2]);
-	sig = xmalloc(sizeof(*sig));
-	if (entity_parse(body + p2, p2len, sig) != 0 ||
-	    (sct = entity_field_find(sig, "Content-Type")) == NULL ||
-	    mime_ctype_parse(sct->value, sct->vlen, &sigct) != 0 ||
+	if (entity_content_fields(body + p2, p2len, &sct, &scte, &sigbody, &sigbodylen) != 0 ||
+	    sct.name == NULL || mime_ctype_parse(sct.value, sct.vlen, &sigct) != 0 ||
 	    strcmp(sigct.type, "application") != 0 ||
 	    (strcmp(sigct.subtype, "pkcs7-signature") != 0 &&
 	     strcmp(sigct.subtype, "x-pkcs7-signature") != 0))
 		goto out;
-	scte = entity_field_find(sig, "Content-Transfer-Encoding");
-	der = entity_decode_body(scte ? scte->value : NULL, scte ? scte->vlen : 0, sig->body,
-	                         sig->bodylen, VERIFY_MAX_SIG_SIZE, &derlen);
+	der = entity_decode_body(scte.name ? scte.value : NULL, scte.name ? scte.vlen : 0, sigbody,
+	                         sigbodylen, VERIFY_MAX_SIG_SIZE, &derlen);
 	if (der == NULL)
 		goto out;
 	check_cms(c, L, der, derlen, body + p1, p1len, depth, &cms, &inner, &innerlen, 1);
@@ -1154,7 +1207,6 @@ verify_multipart(struct vctx *c, const struct mime_ctype *ct, const unsigned cha
 out:
 	CMS_ContentInfo_free(cms);
 	free(der);
-	free(sig);
 }
 
 static void
