@@ -741,15 +741,74 @@ attr_value(const struct sigdata *sd, const unsigned char *oid, size_t olen, unsi
 	return 0;
 }
 
+/* Days from 1970-01-01 to the date y-m-d (proleptic Gregorian; m 1..12). */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/*
+ * The usual time value, UTCTime "YYMMDDHHMMSSZ" or GeneralizedTime
+ * "YYYYMMDDHHMMSSZ", read without allocating: 0 with the time in *out
+ * only when every field is in the range ASN1_TIME_to_tm accepts (the
+ * same checks, February 29 in leap years only), so the result is the
+ * one the OpenSSL reading gives; -1 for anything else, left to it.
+ */
+static int
+time_value_fast(const struct sigdata_slice *v, time_t *out)
+{
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const unsigned char *a;
+	int f[7], nf, i, year, leap;
+
+	if (v->n == 15 && v->p[0] == V_ASN1_UTCTIME && v->p[1] == 13)
+		nf = 6;
+	else if (v->n == 17 && v->p[0] == V_ASN1_GENERALIZEDTIME && v->p[1] == 15)
+		nf = 7;
+	else
+		return -1;
+	a = v->p + 2;
+	if (a[2 * nf] != 'Z')
+		return -1;
+	for (i = 0; i < nf; i++) {
+		if (a[2 * i] < '0' || a[2 * i] > '9' || a[2 * i + 1] < '0' || a[2 * i + 1] > '9')
+			return -1;
+		f[i] = (a[2 * i] - '0') * 10 + (a[2 * i + 1] - '0');
+	}
+	if (nf == 6) { /* RFC 5280 4.1.2.5.1: 50..99 are 19xx */
+		year = f[0] < 50 ? 2000 + f[0] : 1900 + f[0];
+		memmove(f + 1, f, 6 * sizeof(f[0])); /* f[1..6]: YY MM DD hh mm ss */
+	} else
+		year = f[0] * 100 + f[1];
+	/* f[2..6]: month, day, hour, minute, second */
+	leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (f[2] < 1 || f[2] > 12 || f[3] < 1 || f[3] > mdays[f[2] - 1] + (f[2] == 2 && leap) ||
+	    f[4] > 23 || f[5] > 59 || f[6] > 59)
+		return -1;
+	*out = (time_t)(days_from_civil(year, f[2], f[3]) * 86400 + f[4] * 3600 + f[5] * 60 +
+	                f[6]);
+	return 0;
+}
+
 /* A time value (whole TLV) as time_t; -1 on a value the CMS path could not read either. */
 static int
 time_value(const struct sigdata_slice *v, time_t *out)
 {
-	ASN1_TIME *t = ASN1_TIME_new();
+	ASN1_TIME *t;
 	const unsigned char *p = v->p;
 	struct tm tm;
 	int ok;
 
+	if (time_value_fast(v, out) == 0)
+		return 0;
+	t = ASN1_TIME_new();
 	ok = t != NULL && d2i_ASN1_TIME(&t, &p, (long)v->n) != NULL && p == v->p + v->n &&
 	     (t->type == V_ASN1_UTCTIME || t->type == V_ASN1_GENERALIZEDTIME) &&
 	     ASN1_TIME_to_tm(t, &tm) == 1;
