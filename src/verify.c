@@ -825,14 +825,15 @@ time_value(const struct sigdata_slice *v, time_t *out)
  * The message certificate the SignerInfo names, as CMS_set1_signers_certs
  * would pick it (the first match); -1 if none, or when a certificate could
  * match by OpenSSL's name comparison but not byte for byte (left to it).
+ * The serial is compared as DER bytes with the certificate's re-encoded
+ * serial: both are minimal (sigdata checks the length form, and the
+ * INTEGER decoder rejects padded contents), so equal values have equal
+ * bytes, and a SignerInfo serial OpenSSL could not decode matches nothing.
  */
 static int
 direct_signer(const struct sigdata *sd, const struct dercert *const *dc, size_t n)
 {
-	ASN1_INTEGER *serial = NULL;
-	const unsigned char *p;
 	size_t i;
-	int found = -1;
 
 	if (sd->sid_skid.p != NULL) {
 		for (i = 0; i < n; i++) {
@@ -844,27 +845,21 @@ direct_signer(const struct sigdata *sd, const struct dercert *const *dc, size_t 
 		}
 		return -1;
 	}
-	p = sd->sid_serial.p;
-	if ((serial = d2i_ASN1_INTEGER(NULL, &p, (long)sd->sid_serial.n)) == NULL ||
-	    p != sd->sid_serial.p + sd->sid_serial.n)
-		goto out;
 	for (i = 0; i < n; i++) {
 		const unsigned char *ider;
 		size_t ilen;
 
-		if (ASN1_INTEGER_cmp(X509_get0_serialNumber(dc[i]->x509), serial) != 0)
+		if (dc[i]->serial_derlen != sd->sid_serial.n ||
+		    memcmp(dc[i]->serial_der, sd->sid_serial.p, sd->sid_serial.n) != 0)
 			continue;
 		if (X509_NAME_get0_der(X509_get_issuer_name(dc[i]->x509), &ider, &ilen) != 1 ||
-		    ilen != sd->sid_issuer.n || memcmp(ider, sd->sid_issuer.p, ilen) != 0)
-			break; /* same serial, other bytes: let X509_NAME_cmp decide */
-		found = (int)i;
-		break;
+		    ilen != sd->sid_issuer.n || memcmp(ider, sd->sid_issuer.p, ilen) != 0) {
+			ERR_clear_error();
+			return -1; /* same serial, other bytes: let X509_NAME_cmp decide */
+		}
+		return (int)i;
 	}
-out:
-	ASN1_INTEGER_free(serial);
-	if (ERR_peek_error() != 0)
-		ERR_clear_error();
-	return found;
+	return -1;
 }
 
 /* Digest of p (n bytes), or of the signed attributes re-tagged as a SET. */
