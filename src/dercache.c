@@ -58,6 +58,7 @@ entry_free(struct dercert *e)
 	free(e->subject);
 	free(e->issuer);
 	free(e->serial);
+	OPENSSL_free(e->serial_der);
 	cert_strv_free(e->emails);
 	free(e->der);
 	free(e);
@@ -132,6 +133,8 @@ entry_new(const unsigned char *der, size_t len)
 	const unsigned char *p = der;
 	struct dercert *e;
 	X509 *x = NULL;
+	unsigned char *sder = NULL;
+	int slen;
 
 	if (len > LONG_MAX || (x = d2i_X509(NULL, &p, (long)len)) == NULL || p != der + len) {
 		if (x != NULL)
@@ -139,8 +142,15 @@ entry_new(const unsigned char *der, size_t len)
 		ERR_clear_error();
 		return NULL;
 	}
+	if ((slen = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &sder)) <= 0) {
+		X509_free(x);
+		ERR_clear_error();
+		return NULL;
+	}
 	e = xcalloc(1, sizeof(*e));
 	e->x509 = x;
+	e->serial_der = sder;
+	e->serial_derlen = (size_t)slen;
 	cert_fingerprint(x, e->fingerprint);
 	e->subject = cert_subject(x);
 	e->issuer = cert_issuer(x);

@@ -34,6 +34,8 @@ struct dercert {
 	X509 *x509;
 	char fingerprint[CERT_FP_HEXLEN + 1]; /* cert_fingerprint */
 	char *subject, *issuer, *serial;      /* cert_subject, cert_issuer, cert_serial_hex */
+	unsigned char *serial_der;            /* the serialNumber INTEGER TLV, DER (i2d) */
+	size_t serial_derlen;
 	char email[256];                      /* first of cert_emails, "" if none */
 	char **emails;                        /* cert_emails */
 	time_t not_before, not_after;

@@ -372,7 +372,8 @@ lex_token(struct lex *l, char *buf, size_t bufsz, int lower)
 	while (l->p<l->end && * l->p> 32 && *l->p < 127 && !is_tspecial(*l->p)) {
 		if (n + 1 >= bufsz)
 			return -1;
-		buf[n++] = lower ? (char)tolower(*l->p) : (char)*l->p;
+		/* Tokens are printable ASCII: lower-case without the locale's table. */
+		buf[n++] = (char)(lower && *l->p >= 'A' && *l->p <= 'Z' ? *l->p | 0x20 : *l->p);
 		l->p++;
 	}
 	buf[n] = '\0';
@@ -425,10 +426,12 @@ mime_ctype_parse(const void *value, size_t n, struct mime_ctype *ct)
 	char attr[64], val[MIME_MAX_BOUNDARY + 1];
 	size_t i;
 
-	memset(ct, 0, sizeof(*ct));
+	/* Every field is a string: empty ones need only their first byte (the struct is 0.5 KB). */
+	ct->type[0] = ct->subtype[0] = ct->boundary[0] = ct->protocol[0] = ct->smime_type[0] =
+	    '\0';
 	if (lex_token(&l, ct->type, sizeof(ct->type), 1) < 0 || lex_char(&l, '/') < 0 ||
 	    lex_token(&l, ct->subtype, sizeof(ct->subtype), 1) < 0) {
-		memset(ct, 0, sizeof(*ct));
+		ct->type[0] = ct->subtype[0] = '\0';
 		return -1;
 	}
 	while (lex_char(&l, ';') == 0) {

@@ -54,54 +54,111 @@ eol_len(const unsigned char *p, size_t left)
 	return 0;
 }
 
+/*
+ * Reads the header field or blank line at p[*i]: 1 with the field in *f
+ * (through every continuation line), 0 at the blank line (*i then points
+ * at the body), -1 on a malformed field or no blank line.
+ */
+static int
+field_next(const unsigned char *p, size_t n, size_t *i, struct entity_field *f)
+{
+	size_t start = *i, el, colon, end;
+
+	if (start >= n)
+		return -1;
+	if ((el = eol_len(p + start, n - start)) != 0) {
+		*i = start + el;
+		return 0;
+	}
+	for (colon = start; colon < n && p[colon] != ':' && p[colon] != '\n'; colon++)
+		;
+	if (colon == n || p[colon] != ':' || colon == start)
+		return -1;
+	end = colon;
+	for (;;) {
+		while (end < n && p[end] != '\n')
+			end++;
+		if (end == n)
+			return -1;
+		end++; /* past LF */
+		if (end < n && (p[end] == ' ' || p[end] == '\t'))
+			continue;
+		break;
+	}
+	f->name = p + start;
+	f->nlen = colon - start;
+	f->value = p + colon + 1;
+	f->vlen = end - colon - 1 - (end - 2 > colon && p[end - 2] == '\r' ? 2 : 1);
+	f->whole = p + start;
+	f->wlen = end - start;
+	*i = end;
+	return 1;
+}
+
 int
 entity_parse(const void *vp, size_t n, struct entity *e)
 {
 	const unsigned char *p = vp;
 	size_t i = 0;
+	int r;
 
 	/* Only the fields in use are set: clearing all ENTITY_MAX_FIELDS costs more than the parse.
 	 */
 	e->nf = 0;
 	e->body = NULL;
 	e->bodylen = 0;
-	while (i < n) {
-		size_t el = eol_len(p + i, n - i), start = i, colon, end;
+	for (;;) {
+		struct entity_field f;
 
-		if (el) { /* blank line: the body follows */
-			e->body = p + i + el;
-			e->bodylen = n - i - el;
+		if ((r = field_next(p, n, &i, &f)) == 0) {
+			e->body = p + i;
+			e->bodylen = n - i;
 			return 0;
 		}
-		if (e->nf == ENTITY_MAX_FIELDS)
+		if (r < 0 || e->nf == ENTITY_MAX_FIELDS)
 			return -1;
-		/* One field: through every continuation line. */
-		for (colon = i; colon < n && p[colon] != ':' && p[colon] != '\n'; colon++)
-			;
-		if (colon == n || p[colon] != ':' || colon == i)
-			return -1;
-		end = colon;
-		for (;;) {
-			while (end < n && p[end] != '\n')
-				end++;
-			if (end == n)
-				return -1;
-			end++; /* past LF */
-			if (end < n && (p[end] == ' ' || p[end] == '\t'))
-				continue;
-			break;
-		}
-		e->f[e->nf].name = p + start;
-		e->f[e->nf].nlen = colon - start;
-		e->f[e->nf].value = p + colon + 1;
-		e->f[e->nf].vlen =
-		    end - colon - 1 - (end - 2 > colon && p[end - 2] == '\r' ? 2 : 1);
-		e->f[e->nf].whole = p + start;
-		e->f[e->nf].wlen = end - start;
-		e->nf++;
-		i = end;
+		e->f[e->nf++] = f;
 	}
-	return -1;
+}
+
+/* Whether field f is named name (len bytes, any case). */
+static int
+field_is(const struct entity_field *f, const char *name, size_t len)
+{
+	return f->nlen == len && strncasecmp((const char *)f->name, name, len) == 0;
+}
+
+/*
+ * What verification needs of an entity: entity_parse followed by
+ * entity_field_find for Content-Type and Content-Transfer-Encoding (the
+ * same limits, the first field of each name), without a struct entity
+ * per layer.  0 with the body in *body and the fields found set (absent
+ * ones get name NULL), -1 where entity_parse fails.
+ */
+static int
+entity_content_fields(const unsigned char *p, size_t n, struct entity_field *ct,
+                      struct entity_field *cte, const unsigned char **body, size_t *bodylen)
+{
+	size_t i = 0, nf = 0;
+	int r;
+
+	ct->name = cte->name = NULL;
+	for (;;) {
+		struct entity_field f;
+
+		if ((r = field_next(p, n, &i, &f)) == 0) {
+			*body = p + i;
+			*bodylen = n - i;
+			return 0;
+		}
+		if (r < 0 || nf == ENTITY_MAX_FIELDS)
+			return -1;
+		nf++;
+		if (ct->name == NULL && field_is(&f, "Content-Type", 12))
+			*ct = f;
+		else if (cte->name == NULL && field_is(&f, "Content-Transfer-Encoding", 25))
+			*cte = f;
+	}
 }
 
 const struct entity_field *
@@ -553,11 +610,13 @@ static struct dercache *direct_certs;
 static int direct_off; /* 1: CMS path only */
 
 /*
- * Prepared public-key contexts, per thread (an EVP_PKEY_CTX is not for
- * sharing): making one (a provider fetch, verify_init, the digest
- * parameter) costs a tenth of an RSA verification.  Each slot holds a
- * reference on its key, so while it is there no other key can have its
- * address and a pointer comparison is enough.
+ * Per-thread state of the direct path (neither context is for sharing).
+ * Prepared public-key contexts: making one (a provider fetch,
+ * verify_init, the digest parameter) costs a tenth of an RSA
+ * verification.  Each slot holds a reference on its key, so while it is
+ * there no other key can have its address and a pointer comparison is
+ * enough.  One digest context, re-initialised for every digest rather
+ * than allocated and freed per message.
  */
 #define PCTX_SLOTS 8
 struct pctx_slot {
@@ -565,18 +624,42 @@ struct pctx_slot {
 	const EVP_MD *md;
 	EVP_PKEY_CTX *ctx;
 };
+struct direct_tls {
+	struct pctx_slot slot[PCTX_SLOTS];
+	EVP_MD_CTX *mctx;
+};
 static pthread_key_t pctx_key;
 static int pctx_ok; /* the key exists */
 
 static void
 pctx_free(void *p)
 {
-	struct pctx_slot *tab = p;
+	struct direct_tls *tls = p;
 	size_t i;
 
 	for (i = 0; i < PCTX_SLOTS; i++)
-		EVP_PKEY_CTX_free(tab[i].ctx);
-	free(tab);
+		EVP_PKEY_CTX_free(tls->slot[i].ctx);
+	EVP_MD_CTX_free(tls->mctx);
+	free(tls);
+}
+
+/* This thread's state, made on first use; NULL on failure (the CMS path then). */
+static struct direct_tls *
+direct_tls(void)
+{
+	struct direct_tls *tls;
+
+	if (!pctx_ok)
+		return NULL;
+	if ((tls = pthread_getspecific(pctx_key)) != NULL)
+		return tls;
+	tls = xcalloc(1, sizeof(*tls));
+	if ((tls->mctx = EVP_MD_CTX_new()) == NULL || pthread_setspecific(pctx_key, tls) != 0) {
+		EVP_MD_CTX_free(tls->mctx);
+		free(tls);
+		return NULL;
+	}
+	return tls;
 }
 
 static void
@@ -658,15 +741,74 @@ attr_value(const struct sigdata *sd, const unsigned char *oid, size_t olen, unsi
 	return 0;
 }
 
+/* Days from 1970-01-01 to the date y-m-d (proleptic Gregorian; m 1..12). */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+/*
+ * The usual time value, UTCTime "YYMMDDHHMMSSZ" or GeneralizedTime
+ * "YYYYMMDDHHMMSSZ", read without allocating: 0 with the time in *out
+ * only when every field is in the range ASN1_TIME_to_tm accepts (the
+ * same checks, February 29 in leap years only), so the result is the
+ * one the OpenSSL reading gives; -1 for anything else, left to it.
+ */
+static int
+time_value_fast(const struct sigdata_slice *v, time_t *out)
+{
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	const unsigned char *a;
+	int f[7], nf, i, year, leap;
+
+	if (v->n == 15 && v->p[0] == V_ASN1_UTCTIME && v->p[1] == 13)
+		nf = 6;
+	else if (v->n == 17 && v->p[0] == V_ASN1_GENERALIZEDTIME && v->p[1] == 15)
+		nf = 7;
+	else
+		return -1;
+	a = v->p + 2;
+	if (a[2 * nf] != 'Z')
+		return -1;
+	for (i = 0; i < nf; i++) {
+		if (a[2 * i] < '0' || a[2 * i] > '9' || a[2 * i + 1] < '0' || a[2 * i + 1] > '9')
+			return -1;
+		f[i] = (a[2 * i] - '0') * 10 + (a[2 * i + 1] - '0');
+	}
+	if (nf == 6) { /* RFC 5280 4.1.2.5.1: 50..99 are 19xx */
+		year = f[0] < 50 ? 2000 + f[0] : 1900 + f[0];
+		memmove(f + 1, f, 6 * sizeof(f[0])); /* f[1..6]: YY MM DD hh mm ss */
+	} else
+		year = f[0] * 100 + f[1];
+	/* f[2..6]: month, day, hour, minute, second */
+	leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+	if (f[2] < 1 || f[2] > 12 || f[3] < 1 || f[3] > mdays[f[2] - 1] + (f[2] == 2 && leap) ||
+	    f[4] > 23 || f[5] > 59 || f[6] > 59)
+		return -1;
+	*out = (time_t)(days_from_civil(year, f[2], f[3]) * 86400 + f[4] * 3600 + f[5] * 60 +
+	                f[6]);
+	return 0;
+}
+
 /* A time value (whole TLV) as time_t; -1 on a value the CMS path could not read either. */
 static int
 time_value(const struct sigdata_slice *v, time_t *out)
 {
-	ASN1_TIME *t = ASN1_TIME_new();
+	ASN1_TIME *t;
 	const unsigned char *p = v->p;
 	struct tm tm;
 	int ok;
 
+	if (time_value_fast(v, out) == 0)
+		return 0;
+	t = ASN1_TIME_new();
 	ok = t != NULL && d2i_ASN1_TIME(&t, &p, (long)v->n) != NULL && p == v->p + v->n &&
 	     (t->type == V_ASN1_UTCTIME || t->type == V_ASN1_GENERALIZEDTIME) &&
 	     ASN1_TIME_to_tm(t, &tm) == 1;
@@ -683,14 +825,15 @@ time_value(const struct sigdata_slice *v, time_t *out)
  * The message certificate the SignerInfo names, as CMS_set1_signers_certs
  * would pick it (the first match); -1 if none, or when a certificate could
  * match by OpenSSL's name comparison but not byte for byte (left to it).
+ * The serial is compared as DER bytes with the certificate's re-encoded
+ * serial: both are minimal (sigdata checks the length form, and the
+ * INTEGER decoder rejects padded contents), so equal values have equal
+ * bytes, and a SignerInfo serial OpenSSL could not decode matches nothing.
  */
 static int
 direct_signer(const struct sigdata *sd, const struct dercert *const *dc, size_t n)
 {
-	ASN1_INTEGER *serial = NULL;
-	const unsigned char *p;
 	size_t i;
-	int found = -1;
 
 	if (sd->sid_skid.p != NULL) {
 		for (i = 0; i < n; i++) {
@@ -702,27 +845,21 @@ direct_signer(const struct sigdata *sd, const struct dercert *const *dc, size_t 
 		}
 		return -1;
 	}
-	p = sd->sid_serial.p;
-	if ((serial = d2i_ASN1_INTEGER(NULL, &p, (long)sd->sid_serial.n)) == NULL ||
-	    p != sd->sid_serial.p + sd->sid_serial.n)
-		goto out;
 	for (i = 0; i < n; i++) {
 		const unsigned char *ider;
 		size_t ilen;
 
-		if (ASN1_INTEGER_cmp(X509_get0_serialNumber(dc[i]->x509), serial) != 0)
+		if (dc[i]->serial_derlen != sd->sid_serial.n ||
+		    memcmp(dc[i]->serial_der, sd->sid_serial.p, sd->sid_serial.n) != 0)
 			continue;
 		if (X509_NAME_get0_der(X509_get_issuer_name(dc[i]->x509), &ider, &ilen) != 1 ||
-		    ilen != sd->sid_issuer.n || memcmp(ider, sd->sid_issuer.p, ilen) != 0)
-			break; /* same serial, other bytes: let X509_NAME_cmp decide */
-		found = (int)i;
-		break;
+		    ilen != sd->sid_issuer.n || memcmp(ider, sd->sid_issuer.p, ilen) != 0) {
+			ERR_clear_error();
+			return -1; /* same serial, other bytes: let X509_NAME_cmp decide */
+		}
+		return (int)i;
 	}
-out:
-	ASN1_INTEGER_free(serial);
-	if (ERR_peek_error() != 0)
-		ERR_clear_error();
-	return found;
+	return -1;
 }
 
 /* Digest of p (n bytes), or of the signed attributes re-tagged as a SET. */
@@ -745,21 +882,11 @@ direct_digest(EVP_MD_CTX *ctx, const EVP_MD *md, const unsigned char *p, size_t 
 
 /* One public-key verification of sig over the digest dig. */
 static int
-direct_pkey_verify(EVP_PKEY *pk, const EVP_MD *md, const struct sigdata_slice *sig,
-                   const unsigned char *dig, size_t dlen)
+direct_pkey_verify(struct direct_tls *tls, EVP_PKEY *pk, const EVP_MD *md,
+                   const struct sigdata_slice *sig, const unsigned char *dig, size_t dlen)
 {
-	struct pctx_slot *tab, *sl;
+	struct pctx_slot *sl = &tls->slot[((uintptr_t)pk >> 6) % PCTX_SLOTS];
 
-	if (!pctx_ok)
-		return -1; /* the CMS path then */
-	if ((tab = pthread_getspecific(pctx_key)) == NULL) {
-		tab = xcalloc(PCTX_SLOTS, sizeof(*tab));
-		if (pthread_setspecific(pctx_key, tab) != 0) {
-			free(tab);
-			return -1;
-		}
-	}
-	sl = &tab[((uintptr_t)pk >> 6) % PCTX_SLOTS];
 	if (sl->ctx == NULL || sl->pk != pk || sl->md != md) {
 		EVP_PKEY_CTX_free(sl->ctx);
 		sl->ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
@@ -791,7 +918,7 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 	STACK_OF(X509) *certs = NULL;
 	const struct alg *dg, *sa;
 	const EVP_MD *md = NULL;
-	EVP_MD_CTX *mctx = NULL;
+	struct direct_tls *tls;
 	EVP_PKEY *pk;
 	struct sigdata_slice ct, mdv, content;
 	const struct sigdata_attr *st, *ep;
@@ -855,11 +982,12 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 		goto out;
 
 	/* 1. The signature over the signed attributes, the digest over the exact bytes. */
-	mctx = EVP_MD_CTX_new();
-	if (direct_digest(mctx, md, sd.signed_attrs.p, sd.signed_attrs.n, 1, dig, &dl) == -1 ||
-	    direct_pkey_verify(pk, md, &sd.signature, dig, dl) == -1)
+	if ((tls = direct_tls()) == NULL ||
+	    direct_digest(tls->mctx, md, sd.signed_attrs.p, sd.signed_attrs.n, 1, dig, &dl) ==
+	        -1 ||
+	    direct_pkey_verify(tls, pk, md, &sd.signature, dig, dl) == -1)
 		goto out;
-	if (direct_digest(mctx, md, content.p, content.n, 0, dig, &dl) == -1 || dl != mdv.n ||
+	if (direct_digest(tls->mctx, md, content.p, content.n, 0, dig, &dl) == -1 || dl != mdv.n ||
 	    CRYPTO_memcmp(dig, mdv.p, dl) != 0)
 		goto out;
 
@@ -889,7 +1017,6 @@ out:
 	for (i = 0; i < SIGDATA_MAX_CERTS; i++)
 		dercache_put(dc[i]);
 	sk_X509_free(certs);
-	EVP_MD_CTX_free(mctx);
 	if (ERR_peek_error() != 0)
 		ERR_clear_error();
 	return rc;
@@ -1078,15 +1205,13 @@ new_layer(struct vctx *c)
 static void
 verify_inner(struct vctx *c, const unsigned char *p, size_t n, unsigned depth)
 {
-	struct entity *e = xmalloc(sizeof(*e));
-	const struct entity_field *ct, *cte;
+	struct entity_field ct, cte;
+	const unsigned char *body;
+	size_t bodylen;
 
-	if (entity_parse(p, n, e) == 0 && (ct = entity_field_find(e, "Content-Type")) != NULL) {
-		cte = entity_field_find(e, "Content-Transfer-Encoding");
-		verify_part(c, ct->value, ct->vlen, cte ? cte->value : NULL, cte ? cte->vlen : 0,
-		            e->body, e->bodylen, depth);
-	}
-	free(e);
+	if (entity_content_fields(p, n, &ct, &cte, &body, &bodylen) == 0 && ct.name != NULL)
+		verify_part(c, ct.value, ct.vlen, cte.name ? cte.value : NULL,
+		            cte.name ? cte.vlen : 0, body, bodylen, depth);
 }
 
 static void
@@ -1096,8 +1221,9 @@ verify_multipart(struct vctx *c, const struct mime_ctype *ct, const unsigned cha
 	size_t s[3], en[3], nd, p1, p1len, p2, p2len, derlen = 0;
 	int closed;
 	struct verify_layer *L;
-	struct entity *sig = NULL;
-	const struct entity_field *sct, *scte;
+	struct entity_field sct, scte;
+	const unsigned char *sigbody;
+	size_t sigbodylen;
 	struct mime_ctype sigct;
 	unsigned char *der = NULL;
 	CMS_ContentInfo *cms = NULL;
@@ -1119,17 +1245,14 @@ verify_multipart(struct vctx *c, const struct mime_ctype *ct, const unsigned cha
 	p1len = part_len(body, p1, s[1]);
 	p2 = en[1];
 	p2len = part_len(body, p2, s[2]);
-	sig = xmalloc(sizeof(*sig));
-	if (entity_parse(body + p2, p2len, sig) != 0 ||
-	    (sct = entity_field_find(sig, "Content-Type")) == NULL ||
-	    mime_ctype_parse(sct->value, sct->vlen, &sigct) != 0 ||
+	if (entity_content_fields(body + p2, p2len, &sct, &scte, &sigbody, &sigbodylen) != 0 ||
+	    sct.name == NULL || mime_ctype_parse(sct.value, sct.vlen, &sigct) != 0 ||
 	    strcmp(sigct.type, "application") != 0 ||
 	    (strcmp(sigct.subtype, "pkcs7-signature") != 0 &&
 	     strcmp(sigct.subtype, "x-pkcs7-signature") != 0))
 		goto out;
-	scte = entity_field_find(sig, "Content-Transfer-Encoding");
-	der = entity_decode_body(scte ? scte->value : NULL, scte ? scte->vlen : 0, sig->body,
-	                         sig->bodylen, VERIFY_MAX_SIG_SIZE, &derlen);
+	der = entity_decode_body(scte.name ? scte.value : NULL, scte.name ? scte.vlen : 0, sigbody,
+	                         sigbodylen, VERIFY_MAX_SIG_SIZE, &derlen);
 	if (der == NULL)
 		goto out;
 	check_cms(c, L, der, derlen, body + p1, p1len, depth, &cms, &inner, &innerlen, 1);
@@ -1138,7 +1261,6 @@ verify_multipart(struct vctx *c, const struct mime_ctype *ct, const unsigned cha
 out:
 	CMS_ContentInfo_free(cms);
 	free(der);
-	free(sig);
 }
 
 static void
