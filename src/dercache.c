@@ -73,6 +73,21 @@ dercache_put(const struct dercert *ce)
 		entry_free(e);
 }
 
+const struct dercert *
+dercache_ref(const struct dercert *ce)
+{
+	struct dercert *e = (struct dercert *)ce;
+
+	__atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+	return e;
+}
+
+int
+dercache_is(const struct dercert *e, const unsigned char *der, size_t len)
+{
+	return e->derlen == len && memcmp(e->der, der, len) == 0;
+}
+
 void
 dercache_free(struct dercache *c)
 {

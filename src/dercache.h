@@ -63,8 +63,12 @@ void dercache_free(struct dercache *);
  * error queue is left empty.
  */
 const struct dercert *dercache_get(struct dercache *, const unsigned char *der, size_t len);
-/* Releases a reference from dercache_get; NULL is a no-op. */
+/* Releases a reference from dercache_get or dercache_ref; NULL is a no-op. */
 void dercache_put(const struct dercert *);
+/* Another reference to e (release it with dercache_put); returns e. */
+const struct dercert *dercache_ref(const struct dercert *e);
+/* Whether e is exactly the certificate der (len bytes): a byte comparison. */
+int dercache_is(const struct dercert *e, const unsigned char *der, size_t len);
 
 /* Current size and counters, for tests and statistics. */
 struct dercache_stats {

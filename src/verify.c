@@ -624,9 +624,16 @@ struct pctx_slot {
 	const EVP_MD *md;
 	EVP_PKEY_CTX *ctx;
 };
+#define RECENT_CERTS 4 /* certificates a thread keeps at hand (signer + chain) */
+
 struct direct_tls {
 	struct pctx_slot slot[PCTX_SLOTS];
 	EVP_MD_CTX *mctx;
+	/* References to the certificates this thread met last: most senders'
+	 * signatures carry the same few, and a byte comparison is cheaper than
+	 * hashing them for the shared cache. */
+	const struct dercert *recent[RECENT_CERTS];
+	unsigned recent_next;
 };
 static pthread_key_t pctx_key;
 static int pctx_ok; /* the key exists */
@@ -639,6 +646,8 @@ pctx_free(void *p)
 
 	for (i = 0; i < PCTX_SLOTS; i++)
 		EVP_PKEY_CTX_free(tls->slot[i].ctx);
+	for (i = 0; i < RECENT_CERTS; i++)
+		dercache_put(tls->recent[i]);
 	EVP_MD_CTX_free(tls->mctx);
 	free(tls);
 }
@@ -880,6 +889,28 @@ direct_digest(EVP_MD_CTX *ctx, const EVP_MD *md, const unsigned char *p, size_t 
 	return ok ? 0 : -1;
 }
 
+/*
+ * The cache entry for the certificate der (n bytes), with a reference:
+ * this thread's recent certificates first (exact bytes), then the shared
+ * cache, whose answer becomes one of the recent ones.
+ */
+static const struct dercert *
+direct_cert(struct direct_tls *tls, const unsigned char *der, size_t n)
+{
+	const struct dercert *d;
+	unsigned k;
+
+	for (k = 0; k < RECENT_CERTS; k++)
+		if (tls->recent[k] != NULL && dercache_is(tls->recent[k], der, n))
+			return dercache_ref(tls->recent[k]);
+	if ((d = dercache_get(direct_certs, der, n)) != NULL) {
+		k = tls->recent_next++ % RECENT_CERTS;
+		dercache_put(tls->recent[k]);
+		tls->recent[k] = dercache_ref(d);
+	}
+	return d;
+}
+
 /* One public-key verification of sig over the digest dig. */
 static int
 direct_pkey_verify(struct direct_tls *tls, EVP_PKEY *pk, const EVP_MD *md,
@@ -968,10 +999,11 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 	    time_value(&st->value, &signing) == -1)
 		goto out;
 	/* Certificates, decoded once per process. */
-	if ((certs = sk_X509_new_reserve(NULL, (int)sd.ncerts)) == NULL)
+	if ((certs = sk_X509_new_reserve(NULL, (int)sd.ncerts)) == NULL ||
+	    (tls = direct_tls()) == NULL)
 		goto out;
 	for (i = 0; i < sd.ncerts; i++) {
-		if ((dc[i] = dercache_get(direct_certs, sd.certs[i].p, sd.certs[i].n)) == NULL)
+		if ((dc[i] = direct_cert(tls, sd.certs[i].p, sd.certs[i].n)) == NULL)
 			goto out;
 		fps[i] = dc[i]->fingerprint;
 		(void)sk_X509_push(certs, dc[i]->x509);
@@ -982,8 +1014,7 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 		goto out;
 
 	/* 1. The signature over the signed attributes, the digest over the exact bytes. */
-	if ((tls = direct_tls()) == NULL ||
-	    direct_digest(tls->mctx, md, sd.signed_attrs.p, sd.signed_attrs.n, 1, dig, &dl) ==
+	if (direct_digest(tls->mctx, md, sd.signed_attrs.p, sd.signed_attrs.n, 1, dig, &dl) ==
 	        -1 ||
 	    direct_pkey_verify(tls, pk, md, &sd.signature, dig, dl) == -1)
 		goto out;
@@ -997,9 +1028,10 @@ check_direct(struct vctx *c, struct verify_layer *L, const unsigned char *der, s
 	(void)strlcpy_checked(L->sig_alg, OBJ_nid2sn(sa->nid), sizeof(L->sig_alg));
 	X509_up_ref(dc[si]->x509);
 	L->signer = dc[si]->x509;
-	L->subject = xstrdup(dc[si]->subject);
-	L->issuer = xstrdup(dc[si]->issuer);
-	L->serial = xstrdup(dc[si]->serial);
+	L->signer_ref = dercache_ref(dc[si]);
+	L->subject = dc[si]->subject;
+	L->issuer = dc[si]->issuer;
+	L->serial = dc[si]->serial;
 	memcpy(L->fingerprint, dc[si]->fingerprint, sizeof(L->fingerprint));
 	L->not_after = dc[si]->not_after;
 	memcpy(L->email, dc[si]->email, sizeof(L->email));
@@ -1377,9 +1409,13 @@ verify_result_release(struct verify_result *r)
 	if (r == NULL)
 		return;
 	for (i = 0; i < r->nlayers; i++) {
-		free(r->layer[i].subject);
-		free(r->layer[i].issuer);
-		free(r->layer[i].serial);
+		if (r->layer[i].signer_ref != NULL)
+			dercache_put(r->layer[i].signer_ref);
+		else {
+			free((char *)r->layer[i].subject);
+			free((char *)r->layer[i].issuer);
+			free((char *)r->layer[i].serial);
+		}
 		X509_free(r->layer[i].signer);
 		X509_free(r->layer[i].enc_pref);
 	}

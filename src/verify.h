@@ -101,6 +101,8 @@ enum check {
 	CHECK_FAIL,
 };
 
+struct dercert;
+
 struct verify_layer {
 	enum verdict verdict;
 	enum reason reason; /* why, in verdict.h words; REASON_OK on pass */
@@ -117,7 +119,8 @@ struct verify_layer {
 	enum check from; /* From address in the certificate; CHECK_UNSET without From */
 
 	/* The signer. */
-	char *subject, *issuer, *serial; /* RFC 2253 strings, serial as hex; NULL if unknown */
+	const char *subject, *issuer, *serial; /* RFC 2253 strings, serial as hex; NULL if unknown */
+	const struct dercert *signer_ref; /* when set, the three strings above point into it */
 	char fingerprint[CERT_FP_HEXLEN + 1];
 	char email[256]; /* first certificate address ("" if none) */
 	time_t not_after;
