@@ -1230,6 +1230,7 @@ new_layer(struct vctx *c)
 		r->truncated = 1;
 		return NULL;
 	}
+	memset(&r->layer[r->nlayers], 0, sizeof(r->layer[0]));
 	return &r->layer[r->nlayers++];
 }
 
@@ -1376,7 +1377,8 @@ verify_entity(const void *p, size_t n, const struct trust *trust, const char *he
 	struct vctx c = {trust, header_from, now, res};
 
 	(void)eb;
-	memset(res, 0, sizeof(*res));
+	res->nlayers = 0; /* layers are cleared as they are used (new_layer) */
+	res->truncated = 0;
 	verify_inner(&c, p, n, 0);
 	return OUTCOME_OK;
 }
@@ -1391,7 +1393,8 @@ verify_message(const struct msgbuf *mb, const struct trust *trust, const char *h
 	size_t from = 0;
 
 	(void)eb;
-	memset(res, 0, sizeof(*res));
+	res->nlayers = 0; /* layers are cleared as they are used (new_layer) */
+	res->truncated = 0;
 	if ((ct = msgbuf_header_find(mb, "Content-Type", &from)) == NULL)
 		return OUTCOME_OK;
 	from = 0;
@@ -1419,7 +1422,8 @@ verify_result_release(struct verify_result *r)
 		X509_free(r->layer[i].signer);
 		X509_free(r->layer[i].enc_pref);
 	}
-	memset(r, 0, sizeof(*r));
+	r->nlayers = 0;
+	r->truncated = 0;
 }
 
 enum verdict

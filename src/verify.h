@@ -135,7 +135,7 @@ struct verify_layer {
 };
 
 struct verify_result {
-	size_t nlayers; /* 0: the message is not signed */
+	size_t nlayers; /* 0: the message is not signed; only layer[0 .. nlayers - 1] are set */
 	struct verify_layer layer[VERIFY_MAX_LAYERS];
 	int truncated; /* more layers than VERIFY_MAX_LAYERS */
 };
