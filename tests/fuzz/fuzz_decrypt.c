@@ -40,20 +40,6 @@ cleanup(void)
 		fprintf(stderr, "fuzz_decrypt: could not remove %s\n", tmp);
 }
 
-static void
-import(const char *store, const char *user, const char *rel, const char *pass)
-{
-	struct ks_import_opts force = {1, 0, 0, 0};
-	struct errbuf eb;
-	char p[512];
-
-	snprintf(p, sizeof(p), "%s/%s", fuzz_testdir(), rel);
-	if (keystore_import_pkcs12(store, user, p, pass, &force, NULL, &eb) != OUTCOME_OK) {
-		fprintf(stderr, "fuzz_decrypt: import %s: %s\n", p, eb.msg);
-		abort();
-	}
-}
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -68,11 +54,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(store, sizeof(store), "%s/store", tmp);
 	if (mkdir(store, 0700) != 0)
 		abort();
-	import(store, "bob@example.org", "fixtures/pki/bob.p12", "test");
-	import(store, "frank@example.org", "fixtures/pki/frank-gen1.p12", "test");
-	import(store, "frank@example.org", "fixtures/pki/frank-gen2.p12", "test");
-	import(store, "frank@example.org", "fixtures/pki/frank-gen3.p12", "test");
-	import(store, "bob@example.com", "fixtures/corpus/nss/Bob.p12", "nss");
+	fuzz_import(store, "bob@example.org", "fixtures/pki/bob.p12", "test");
+	fuzz_import(store, "frank@example.org", "fixtures/pki/frank-gen1.p12", "test");
+	fuzz_import(store, "frank@example.org", "fixtures/pki/frank-gen2.p12", "test");
+	fuzz_import(store, "frank@example.org", "fixtures/pki/frank-gen3.p12", "test");
+	fuzz_import(store, "bob@example.com", "fixtures/corpus/nss/Bob.p12", "nss");
 	ks = keystore_load(store, NULL, &eb);
 	if (ks == NULL) {
 		fprintf(stderr, "fuzz_decrypt: %s\n", eb.msg);

@@ -101,20 +101,6 @@ die(const char *what)
 /* --- set-up ------------------------------------------------------------------ */
 
 static void
-import(const char *store, const char *user, const char *rel, const char *pass)
-{
-	struct ks_import_opts force = {1, 0, 0, 0};
-	struct errbuf eb;
-	char p[512];
-
-	snprintf(p, sizeof(p), "%s/%s", fuzz_testdir(), rel);
-	if (keystore_import_pkcs12(store, user, p, pass, &force, NULL, &eb) != OUTCOME_OK) {
-		fprintf(stderr, "fuzz_milter: import %s: %s\n", p, eb.msg);
-		abort();
-	}
-}
-
-static void
 write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -248,16 +234,16 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(p, sizeof(p), "%s/harvest", tmp);
 	if (mkdir(store, 0700) != 0 || mkdir(p, 0700) != 0)
 		abort();
-	import(store, "alice@example.org", "fixtures/pki/alice-sign.p12", "test");
-	import(store, "alice@example.org", "fixtures/pki/alice-enc.p12", "test");
-	import(store, "bob@example.org", "fixtures/pki/bob.p12", "test");
-	import(store, "carol@example.org", "fixtures/pki/carol.p12", "test");
-	import(store, "dave@example.org", "fixtures/pki/dave.p12", "test");
-	import(store, "erin@example.org", "fixtures/pki/erin-old.p12", "test");
-	import(store, "erin@example.org", "fixtures/pki/erin.p12", "test");
-	import(store, "frank@example.org", "fixtures/pki/frank-gen2.p12", "test");
-	import(store, "frank@example.org", "fixtures/pki/frank-gen3.p12", "test");
-	import(store, "bob@example.com", "fixtures/corpus/nss/Bob.p12", "nss");
+	fuzz_import(store, "alice@example.org", "fixtures/pki/alice-sign.p12", "test");
+	fuzz_import(store, "alice@example.org", "fixtures/pki/alice-enc.p12", "test");
+	fuzz_import(store, "bob@example.org", "fixtures/pki/bob.p12", "test");
+	fuzz_import(store, "carol@example.org", "fixtures/pki/carol.p12", "test");
+	fuzz_import(store, "dave@example.org", "fixtures/pki/dave.p12", "test");
+	fuzz_import(store, "erin@example.org", "fixtures/pki/erin-old.p12", "test");
+	fuzz_import(store, "erin@example.org", "fixtures/pki/erin.p12", "test");
+	fuzz_import(store, "frank@example.org", "fixtures/pki/frank-gen2.p12", "test");
+	fuzz_import(store, "frank@example.org", "fixtures/pki/frank-gen3.p12", "test");
+	fuzz_import(store, "bob@example.com", "fixtures/corpus/nss/Bob.p12", "nss");
 	snprintf(p, sizeof(p), "%s/encrypt.policy", tmp);
 	write_file(p, "bob@example.org encrypt\n@example.org if-cert\n* noencrypt\n");
 	snprintf(p, sizeof(p), "%s/sign.policy", tmp);

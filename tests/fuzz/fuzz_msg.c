@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/keystore.h"
 #include "src/xmalloc.h"
 
 #ifndef FUZZ_SRCDIR
@@ -130,4 +131,18 @@ fuzz_tmpdir(const char *tag)
 		abort();
 	}
 	return path;
+}
+
+void
+fuzz_import(const char *store, const char *user, const char *rel, const char *pass)
+{
+	struct ks_import_opts force = {1, 0, 0, 0};
+	struct errbuf eb;
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s", fuzz_testdir(), rel);
+	if (keystore_import_pkcs12(store, user, p, pass, &force, NULL, &eb) != OUTCOME_OK) {
+		fprintf(stderr, "fuzz: import %s: %s\n", p, eb.msg);
+		abort();
+	}
 }

@@ -35,6 +35,10 @@ struct msgbuf *fuzz_msg_headers(const uint8_t *data, size_t size, size_t *body_s
 /* The source tree's tests/ directory (fixtures), from FUZZ_SRCDIR or the environment. */
 const char *fuzz_testdir(void);
 
+/* Imports the PKCS#12 file rel (under fuzz_testdir()) into the key store
+ * at store for user; aborts on failure. */
+void fuzz_import(const char *store, const char *user, const char *rel, const char *pass);
+
 /* Makes a fresh private temporary directory and returns its path (static storage). */
 const char *fuzz_tmpdir(const char *tag);
 

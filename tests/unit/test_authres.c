@@ -63,7 +63,7 @@ Test(authres, fail_two_layers_exact)
 	layer(&vr.layer[0], VERDICT_FAIL, REASON_CONTENT_MISMATCH);
 	layer(&vr.layer[1], VERDICT_PASS, REASON_OK);
 	snprintf(vr.layer[1].email, sizeof(vr.layer[1].email), "odd name@example.org");
-	free(vr.layer[1].issuer);
+	free((char *)vr.layer[1].issuer);
 	vr.layer[1].issuer = NULL;
 	h = authres_build("mx.example.org", &vr);
 	cr_assert_str_eq(h,
